@@ -1,0 +1,29 @@
+"""QuantScope: AMCT-compatible QAT configurations for PyTorch models, by static analysis of the exported graph."""
+
+from __future__ import annotations
+
+from analyzer.api import create_quant_retrain_config, create_quant_retrain_config_from_onnx
+from analyzer.errors import (
+    ArgumentTypeError,
+    ConfigError,
+    ExportFailedError,
+    InputFileError,
+    NoQuantizableLayerError,
+    OutputError,
+    QuantScopeError,
+)
+from analyzer.report import LayerRecord, Report
+
+__all__ = [
+    "ArgumentTypeError",
+    "ConfigError",
+    "ExportFailedError",
+    "InputFileError",
+    "LayerRecord",
+    "NoQuantizableLayerError",
+    "OutputError",
+    "QuantScopeError",
+    "Report",
+    "create_quant_retrain_config",
+    "create_quant_retrain_config_from_onnx",
+]

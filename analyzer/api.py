@@ -1,0 +1,164 @@
+"""The public calls: the AMCT-compatible `create_quant_retrain_config` and its offline twin.
+
+Both run one pipeline: an `ExportedGraph` (from torch, or from an ONNX file + mapping) -> networkx graph ->
+checks -> resolution with the simple config -> schema-validated JSON written atomically, plus the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from analyzer.checks import Finding, Severity, run_checks
+from analyzer.emit import render, write_atomic
+from analyzer.errors import ArgumentTypeError, ExportFailedError, NoQuantizableLayerError
+from analyzer.layers import index_graph
+from analyzer.report import Report, build_report, excluding_findings
+from analyzer.resolve import QuantLayer, resolve
+from graph.build import build_graph
+from graph.ir import ExportedGraph
+
+if TYPE_CHECKING:
+    from analyzer.simple_config import SimpleConfig
+
+logger = logging.getLogger(__name__)
+
+PathArg = str | os.PathLike  # type: ignore[type-arg]
+
+
+def _check_path(value: Any, argument: str, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        expected = "str or os.PathLike" + (" or None" if optional else "")
+        raise ArgumentTypeError(f"{argument} must be {expected}, got {type(value).__name__}")
+
+
+def _load_simple(config_defination: PathArg | None) -> SimpleConfig | None:
+    if config_defination is None:
+        return None
+    from analyzer.simple_config import load_simple_config
+
+    return load_simple_config(config_defination)
+
+
+def analyze(exported: ExportedGraph, simple: SimpleConfig | None = None, config_file: str | None = None) -> tuple[Report, str]:
+    """Run the checks and the resolution on an exported graph; return the report and the config JSON text.
+
+    Raises:
+        NoQuantizableLayerError: no layer passes the checks, or every layer is disabled.
+        ConfigError: the simple config does not fit the model.
+    """
+    index = index_graph(build_graph(exported))
+    findings = run_checks(index)
+    excluded = excluding_findings(findings)
+    quantizable = [
+        QuantLayer(layer.name, layer.layer_type)
+        for layer in index.layers
+        if layer.layer_type is not None and layer.name not in excluded
+    ]
+    if not quantizable:
+        reasons = "; ".join(f.reason for fs in excluded.values() for f in fs) or "no Linear, Conv2d or ConvTranspose2d module"
+        raise NoQuantizableLayerError(f"no layer can be quantized ({reasons})")
+    reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
+    resolved = resolve(quantizable, simple, reasons_by_layer)
+    if not any(setting.retrain_enable for setting in resolved.layers):
+        raise NoQuantizableLayerError("no layer retrain enabled: the simple config disables every quantizable layer")
+    text = render(resolved)
+    config_notes = tuple(
+        Finding("QS301", "config-note", Severity.INFO, layer or None, note) for layer, note in resolved.notes
+    )
+    report = build_report(index, findings, {s.name: s for s in resolved.layers}, config_notes, config_file)
+    _log(report)
+    return report, text
+
+
+def _log(report: Report) -> None:
+    """One INFO summary line and one WARNING per advisory kind, instead of one message per layer."""
+    logger.info("%s", report.summary_line())
+    kinds: dict[str, list[str]] = defaultdict(list)
+    reasons: dict[str, str] = {}
+    for record in report.layers:
+        for advisory in record.advisories:
+            kinds[advisory.check].append(record.name)
+            reasons.setdefault(advisory.check, advisory.reason)
+    for check, names in sorted(kinds.items()):
+        logger.warning("%s on %d layer(s): %s (e.g. %s)", check, len(names), ", ".join(names), reasons[check])
+
+
+def _write(config_file: PathArg, report: Report, text: str) -> Report:
+    path = write_atomic(config_file, text)
+    return replace(report, config_file=str(path))
+
+
+def create_quant_retrain_config(
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse `model` and write its QAT configuration, as AMCT's call of the same name does.
+
+    Args:
+        config_file: where the JSON config is written (an existing file is replaced atomically).
+        model: the `torch.nn.Module` (a DataParallel/DistributedDataParallel wrapper is unwrapped); not modified.
+        input_data: a tuple of example inputs, or a single tensor; shapes matter, values do not.
+        config_defination: optional simple config (`quant.cfg`, protobuf text format).
+
+    Returns:
+        The analysis report (AMCT returns None; scripts written for it ignore the value).
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        RuntimeError: the model cannot be exported to ONNX (the exporter's error is chained).
+        ValueError: the simple config is invalid, or no layer can be quantized (no file is written).
+    """
+    import torch
+
+    _check_path(config_file, "config_file")
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentTypeError(f"model must be torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(input_data, (tuple, torch.Tensor)):
+        raise ArgumentTypeError(f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}")
+    _check_path(config_defination, "config_defination", optional=True)
+
+    from graph.export import ExportError, export_graph
+
+    simple = _load_simple(config_defination)
+    try:
+        exported = export_graph(model, input_data)
+    except ExportError as err:
+        raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
+    report, text = analyze(exported, simple)
+    return _write(config_file, report, text)
+
+
+def create_quant_retrain_config_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse an ONNX file exported earlier (plus its module mapping) and write the QAT configuration.
+
+    Needs neither torch nor the model's code, and never reads weights. For the same model the output is
+    byte-identical to `create_quant_retrain_config`'s.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: the ONNX or mapping file is unreadable or they disagree, a mapping is needed and missing,
+            the simple config is invalid, or no layer can be quantized.
+    """
+    _check_path(config_file, "config_file")
+    _check_path(onnx_file, "onnx_file")
+    _check_path(mapping_file, "mapping_file", optional=True)
+    _check_path(config_defination, "config_defination", optional=True)
+    from graph.load import load_graph
+
+    simple = _load_simple(config_defination)
+    exported = load_graph(onnx_file, mapping_file)
+    report, text = analyze(exported, simple)
+    return _write(config_file, report, text)

@@ -1,0 +1,39 @@
+"""The check registry: an explicit tuple, in the order findings are reported. Codes are never reused."""
+
+from __future__ import annotations
+
+from analyzer.checks.base import Check, Finding, Severity
+from analyzer.checks.rules import (
+    INPUT_RANK,
+    NO_WEIGHT_OP,
+    NOT_A_CANDIDATE,
+    NOT_EXECUTED,
+    PADDING_MODE,
+    REUSED_MODULE,
+    SHARED_WEIGHT,
+    SMALL_CIN_CHECK,
+    TRANSPOSED_INPUT,
+    WEIGHT_USED_ELSEWHERE,
+)
+from analyzer.layers import GraphIndex
+
+REGISTRY: tuple[Check, ...] = (
+    NOT_A_CANDIDATE,
+    NOT_EXECUTED,
+    REUSED_MODULE,
+    SHARED_WEIGHT,
+    PADDING_MODE,
+    INPUT_RANK,
+    TRANSPOSED_INPUT,
+    NO_WEIGHT_OP,
+    SMALL_CIN_CHECK,
+    WEIGHT_USED_ELSEWHERE,
+)
+
+
+def run_checks(index: GraphIndex, checks: tuple[Check, ...] = REGISTRY) -> tuple[Finding, ...]:
+    """Run every check over the indexed graph; findings in registry order, then layer order."""
+    return tuple(finding for check in checks for finding in check.run(index))
+
+
+__all__ = ["REGISTRY", "Check", "Finding", "Severity", "run_checks"]

@@ -1,0 +1,116 @@
+"""Resolved settings -> the JSON text AMCT writes (key order, 4-space indent, no space after ':'),
+schema validation, and the atomic write."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import schemas
+from analyzer.errors import ConfigError, OutputError
+from analyzer.resolve import DataSetting, LayerSetting, ResolvedConfig, WeightSetting
+
+logger = logging.getLogger(__name__)
+
+
+def _data(setting: DataSetting) -> dict[str, Any]:
+    out: dict[str, Any] = {"algo": setting.algo}
+    if setting.clip_max is not None:
+        out["clip_max"] = setting.clip_max
+    if setting.clip_min is not None:
+        out["clip_min"] = setting.clip_min
+    if setting.fixed_min is not None:
+        out["fixed_min"] = setting.fixed_min
+    out["dst_type"] = setting.dst_type
+    return out
+
+
+def _weight(setting: WeightSetting) -> dict[str, Any]:
+    if setting.algo == "ulq_retrain":  # AMCT writes ulq_retrain's keys in this order
+        return {"algo": setting.algo, "dst_type": setting.dst_type, "channel_wise": setting.channel_wise}
+    return {"algo": setting.algo, "channel_wise": setting.channel_wise, "dst_type": setting.dst_type}
+
+
+def _layer(setting: LayerSetting) -> dict[str, Any]:
+    return {
+        "retrain_enable": setting.retrain_enable,
+        "retrain_data_config": _data(setting.data),
+        "retrain_weight_config": _weight(setting.weight),
+    }
+
+
+def config_object(resolved: ResolvedConfig) -> dict[str, Any]:
+    """The config as an ordered dict, keys in the order AMCT writes them."""
+    out: dict[str, Any] = {"version": 1}
+    if resolved.fakequant_precision_mode == "FORCE_FP16_QUANT":
+        out["fakequant_precision_mode"] = resolved.fakequant_precision_mode
+    out["batch_num"] = resolved.batch_num
+    for layer in resolved.layers:
+        out[layer.name] = _layer(layer)
+    return out
+
+
+def dumps(obj: Any) -> str:
+    """AMCT's JSON formatting: 4-space indent, no space after ':', no trailing newline."""
+    return json.dumps(obj, indent=4, separators=(",", ":"))
+
+
+def schema_errors(obj: Any) -> list[str]:
+    """Every violation of the config schema, each as '<json path>: <message>', sorted by path."""
+    found = schemas.validator(schemas.CONFIG_SCHEMA).iter_errors(obj)
+    return sorted(f"{error.json_path}: {error.message}" for error in found)
+
+
+def render(resolved: ResolvedConfig) -> str:
+    """Build the config JSON and validate it against the schema before anything is written."""
+    obj = config_object(resolved)
+    errors = schema_errors(obj)
+    if errors:
+        raise ConfigError("the generated config does not satisfy the config schema: " + "; ".join(errors))
+    return dumps(obj)
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder and a rename.
+
+    Missing parent folders are created. On any failure the previous file (if any) is left untouched and no
+    temporary file remains. Returns the path written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write the config to {str(target)!r}: it is a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {err.strerror or err}") from err
+    existed = target.exists()
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if existed:
+            with contextlib.suppress(OSError):
+                os.chmod(tmp_name, target.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_name, 0o666 & ~umask)
+        os.replace(tmp_name, target)
+        tmp_name = None
+    except OSError as err:
+        raise OutputError(f"cannot write {str(target)!r}: {err.strerror or err}") from err
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    if existed:
+        logger.warning("%s already existed and was overwritten", target)
+    return target

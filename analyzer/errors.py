@@ -1,0 +1,35 @@
+"""The exception tree.
+
+Every error QuantScope raises derives from `QuantScopeError` and from the builtin an AMCT caller catches,
+so `except ValueError` around `create_quant_retrain_config` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class QuantScopeError(Exception):
+    """Root of every QuantScope error."""
+
+
+class ArgumentTypeError(QuantScopeError, TypeError):
+    """An argument of a public call has the wrong type."""
+
+
+class ConfigError(QuantScopeError, ValueError):
+    """A simple config (quant.cfg) or a config JSON is invalid; the message names the field or layer."""
+
+
+class NoQuantizableLayerError(QuantScopeError, ValueError):
+    """No layer of the model can be quantized (or every one is disabled); no file is written."""
+
+
+class InputFileError(QuantScopeError, ValueError):
+    """An input file (ONNX model, mapping file) cannot be read or does not match."""
+
+
+class ExportFailedError(QuantScopeError, RuntimeError):
+    """The model could not be exported to ONNX; the exporter's exception is chained."""
+
+
+class OutputError(QuantScopeError, OSError):
+    """An output file cannot be written; any previous file is left untouched."""

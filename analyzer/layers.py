@@ -1,0 +1,205 @@
+"""From the networkx graph to the layers the checks judge: every module that owns a quantizable op or is
+a candidate type, with its ops, weights and shapes.
+
+The graph is indexed once (ops per owner, consumers per initializer); checks then look things up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from analyzer.layertypes import LAYER_TYPES, REPORTED_TORCH_CLASSES, OP_FACTS, QUANTIZABLE_OPS, WEIGHT_PASSTHROUGH_OPS
+from graph import keys
+from graph.ir import ModuleInfo
+
+NodeKey = Any
+
+
+@dataclass(frozen=True, slots=True)
+class LayerOp:
+    """A quantizable op (Gemm/MatMul/Conv/ConvTranspose) and the initializers it reads."""
+
+    node: NodeKey
+    onnx_name: str
+    op_type: str
+    weight: str | None  # initializer name, None when the op's weight is an activation
+    weight_dims: tuple[int | None, ...]
+    bias: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """A module as the analysis sees it."""
+
+    name: str
+    class_name: str
+    torch_class: str | None
+    layer_type: str | None  # key of LAYER_TYPES when the module is a candidate, else None
+    ops: tuple[LayerOp, ...]  # quantizable ops in the module's own scope
+    scope: tuple[NodeKey, ...]  # every op node of the module's own scope, in graph order
+    order: int  # position in named_modules() order
+
+    @property
+    def is_candidate(self) -> bool:
+        return self.layer_type is not None
+
+
+@dataclass(slots=True)
+class GraphIndex:
+    """Lookups over one graph, built in one pass."""
+
+    graph: nx.DiGraph
+    layers: tuple[Layer, ...]
+    by_name: Mapping[str, Layer]
+    # initializer name -> quantizable-op nodes reading it as weight or bias (through pass-through ops)
+    weight_consumers: Mapping[str, tuple[NodeKey, ...]]
+    # initializer name -> every op node reading it directly
+    consumers: Mapping[str, tuple[NodeKey, ...]]
+    unowned_ops: tuple[LayerOp, ...]
+    tied: tuple[tuple[str, ...], ...] | None
+    modules: Mapping[str, ModuleInfo] = field(default_factory=dict)
+
+    def owner(self, node: NodeKey) -> str | None:
+        owner: str | None = self.graph.nodes[node][keys.MODULE]
+        return owner
+
+
+def candidate_type(info: ModuleInfo) -> str | None:
+    """AMCT's rule: the class name decides, and the module is an instance of the torch class of that name."""
+    if info.class_name not in LAYER_TYPES:
+        return None
+    if info.torch_class_known:
+        return info.class_name if info.torch_class == info.class_name else None
+    return info.class_name  # only the name is known (dynamo metadata without a mapping)
+
+
+def _trace_initializer(graph: nx.DiGraph, node: NodeKey, tensor: str, producers: Mapping[str, NodeKey]) -> str | None:
+    """Follow `tensor` back through pass-through ops to the initializer it comes from."""
+    seen = 0
+    while seen < 8:  # a weight is never more than a few pass-through ops away
+        source = producers.get(tensor)
+        if source is None:
+            return None
+        data = graph.nodes[source]
+        if data[keys.KIND] == keys.KIND_INITIALIZER:
+            return tensor
+        if data[keys.KIND] != keys.KIND_OP or data[keys.OP_TYPE] not in WEIGHT_PASSTHROUGH_OPS:
+            return None
+        inputs = data[keys.INPUTS]
+        if not inputs or not inputs[0]:
+            return None
+        tensor = inputs[0]
+        seen += 1
+    return None
+
+
+def _layer_op(graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey]) -> LayerOp:
+    data = graph.nodes[node]
+    facts = OP_FACTS[data[keys.OP_TYPE]]
+    inputs: tuple[str, ...] = data[keys.INPUTS]
+
+    def traced(position: int | None) -> str | None:
+        if position is None or position >= len(inputs) or not inputs[position]:
+            return None
+        return _trace_initializer(graph, node, inputs[position], producers)
+
+    weight = traced(facts.weight_input)
+    bias = traced(facts.bias_input)
+    if data[keys.OP_TYPE] == "MatMul" and weight is not None:
+        bias = _matmul_bias(graph, node)
+    dims: tuple[int | None, ...] = graph.nodes[("init", weight)][keys.DIMS] if weight is not None else ()
+    return LayerOp(node, data[keys.ONNX_NAME], data[keys.OP_TYPE], weight, dims, bias)
+
+
+def _matmul_bias(graph: nx.DiGraph, node: NodeKey) -> str | None:
+    """The bias of a Linear exported as MatMul is the initializer of the Add that follows in the same scope."""
+    owner = graph.nodes[node][keys.MODULE]
+    for succ in graph.successors(node):
+        data = graph.nodes[succ]
+        if data[keys.OP_TYPE] != "Add" or data[keys.MODULE] != owner:
+            continue
+        for pred in graph.predecessors(succ):
+            if graph.nodes[pred][keys.KIND] == keys.KIND_INITIALIZER:
+                name: str = pred[1]
+                return name
+    return None
+
+
+def index_graph(graph: nx.DiGraph) -> GraphIndex:
+    """Collect the layers of `graph` in named_modules() order, plus the lookups the checks need."""
+    modules: tuple[ModuleInfo, ...] = graph.graph[keys.GRAPH_MODULES]
+    producers: dict[str, NodeKey] = {}
+    for node, data in graph.nodes(data=True):
+        if data[keys.KIND] == keys.KIND_OP:
+            for out in data[keys.OUTPUTS]:
+                if out:
+                    producers[out] = node
+        else:
+            producers[node[1]] = node
+
+    ops_sorted = sorted(
+        (node for node, data in graph.nodes(data=True) if data[keys.KIND] == keys.KIND_OP),
+        key=lambda node: graph.nodes[node][keys.INDEX],
+    )
+    scope: dict[str, list[NodeKey]] = defaultdict(list)
+    quant_ops: dict[str | None, list[LayerOp]] = defaultdict(list)
+    weight_consumers: dict[str, list[NodeKey]] = defaultdict(list)
+    consumers: dict[str, list[NodeKey]] = defaultdict(list)
+    seen_classes: dict[str, str | None] = {}
+    for node in ops_sorted:
+        data = graph.nodes[node]
+        owner = data[keys.MODULE]
+        if owner is not None:
+            scope[owner].append(node)
+            seen_classes.setdefault(owner, data[keys.MODULE_CLASS])
+        for pred in graph.predecessors(node):
+            if graph.nodes[pred][keys.KIND] == keys.KIND_INITIALIZER:
+                consumers[pred[1]].append(node)
+        if data[keys.OP_TYPE] in QUANTIZABLE_OPS:
+            op = _layer_op(graph, node, producers)
+            quant_ops[owner].append(op)
+            for tensor in (op.weight, op.bias):
+                if tensor is not None:
+                    weight_consumers[tensor].append(node)
+
+    layers: list[Layer] = []
+    known = set()
+    for order, info in enumerate(modules):
+        known.add(info.name)
+        ctype = candidate_type(info)
+        if ctype is None and not quant_ops.get(info.name) and info.torch_class not in REPORTED_TORCH_CLASSES:
+            continue
+        layers.append(
+            Layer(
+                name=info.name,
+                class_name=info.class_name,
+                torch_class=info.torch_class,
+                layer_type=ctype,
+                ops=tuple(quant_ops.get(info.name, ())),
+                scope=tuple(scope.get(info.name, ())),
+                order=order,
+            )
+        )
+    # owners the module table does not list (e.g. a mapping-free file): report them after the known ones
+    for owner, ops in quant_ops.items():
+        if owner is None or owner in known:
+            continue
+        layers.append(
+            Layer(owner, seen_classes.get(owner) or "?", None, None, tuple(ops), tuple(scope[owner]), len(layers) + len(modules))
+        )
+    by_name = {layer.name: layer for layer in layers}
+    return GraphIndex(
+        graph=graph,
+        layers=tuple(layers),
+        by_name=by_name,
+        weight_consumers={key: tuple(value) for key, value in weight_consumers.items()},
+        consumers={key: tuple(value) for key, value in consumers.items()},
+        unowned_ops=tuple(quant_ops.get(None, ())),
+        tied=graph.graph.get(keys.GRAPH_TIED),
+        modules={info.name: info for info in modules},
+    )

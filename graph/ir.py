@@ -1,0 +1,81 @@
+"""The in-memory form of an exported model that every entrance produces.
+
+Both the torch export (library call) and the ONNX loader (offline call) produce an `ExportedGraph`;
+`graph.build` turns it into the networkx graph the checks read. Only names, op types, attributes,
+scopes and initializer shapes are kept: never weight data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+AttrValue = int | float | str | tuple[int, ...] | tuple[float, ...] | tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One ONNX op, with the torch module that produced it (its scope)."""
+
+    name: str
+    op_type: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Mapping[str, AttrValue]
+    module: str | None
+    module_class: str | None
+    domain: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TensorRecord:
+    """An initializer or a graph input: name and shape, never values."""
+
+    name: str
+    dims: tuple[int | None, ...]
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleInfo:
+    """A torch module as `named_modules()` lists it.
+
+    `torch_class` is the name of the `torch.nn` class (among those QuantScope knows) that the module is an
+    instance of, or None. AMCT's candidate rule needs both: `class_name` decides, and the module must be an
+    instance of the torch class of that name. `torch_class` is None as well when the source could not tell
+    (a file with dynamo metadata alone); `torch_class_known` says which.
+    """
+
+    name: str
+    class_name: str
+    class_path: str = ""
+    torch_class: str | None = None
+    torch_class_known: bool = True
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Producer:
+    """Where an exported graph came from, for the report's provenance."""
+
+    exporter: str  # "dynamo", "torchscript" or "unknown"
+    opset: int | None = None
+    torch_version: str | None = None
+    onnx_version: str | None = None
+    producer_name: str = ""
+    producer_version: str = ""
+    input_shapes: tuple[tuple[int | None, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedGraph:
+    """Everything the analysis knows about one exported model."""
+
+    nodes: tuple[NodeRecord, ...]
+    initializers: tuple[TensorRecord, ...]
+    inputs: tuple[TensorRecord, ...]
+    modules: tuple[ModuleInfo, ...]
+    producer: Producer = field(default_factory=lambda: Producer("unknown"))
+    # parameter names tied to the same tensor in the model (one group per shared Parameter);
+    # lets the shared-weight check tell a real tie from initializers an exporter merged by value
+    tied_parameters: tuple[tuple[str, ...], ...] | None = None

@@ -1,0 +1,47 @@
+"""Module scopes as exporters record them, turned into an owning module name and class."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"
+
+
+def _literal_list(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return None
+    return value
+
+
+def dynamo_owner(metadata: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Return (module name, class name) from a dynamo-exported node's metadata.
+
+    `name_scopes` lists the dotted module paths from the root ('') down to the module whose forward made
+    the op, then the fx node name; `class_hierarchy` lists the matching classes (qualified names), then
+    the aten op. The owner is the entry before the last. A node without scopes has no known owner.
+    """
+    scopes = _literal_list(metadata.get(NAME_SCOPES))
+    if not scopes or len(scopes) < 2:
+        return None, None
+    classes = _literal_list(metadata.get(CLASS_HIERARCHY))
+    owner_class = None
+    if classes is not None and len(classes) == len(scopes):
+        owner_class = classes[-2].rsplit(".", 1)[-1]
+    return scopes[-2], owner_class
+
+
+def dynamo_class_paths(metadata: Mapping[str, str]) -> dict[str, str]:
+    """Map every module path named in a node's scopes to its qualified class name."""
+    scopes = _literal_list(metadata.get(NAME_SCOPES))
+    classes = _literal_list(metadata.get(CLASS_HIERARCHY))
+    if not scopes or classes is None or len(classes) != len(scopes):
+        return {}
+    return dict(zip(scopes[:-1], classes[:-1]))

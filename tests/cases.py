@@ -1,0 +1,279 @@
+"""The reference cases, written from their descriptions: model factories, example inputs, expected outcome.
+
+Shared by the end-to-end tests of both entrances (library call, offline call) and both exporters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from analyzer.example import ResNet18
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+class SharedWeightLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_a = nn.Linear(16, 16)
+        self.fc_b = nn.Linear(16, 16)
+        self.fc_b.weight = self.fc_a.weight
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.fc_b(F.relu(self.fc_a(x)))))
+
+
+class ReusedConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv_reused = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_reused(F.relu(self.conv_reused(F.relu(self.conv_in(x)))))
+
+
+class ReflectConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_reflect = nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect")
+        self.conv_ok = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_ok(F.relu(self.conv_reflect(x)))
+
+
+class PaddingModesAll(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_zeros = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv_reflect = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        self.conv_replicate = nn.Conv2d(8, 8, 3, padding=1, padding_mode="replicate")
+        self.conv_circular = nn.Conv2d(8, 8, 3, padding=1, padding_mode="circular")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_circular(self.conv_replicate(self.conv_reflect(self.conv_zeros(x))))
+
+
+class ReflectOnly(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_reflect = nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_reflect(x)
+
+
+class Cin3Conv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class ConvTranspose2dModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, 8, 3, padding=1)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(F.relu(self.conv_in(x)))
+
+
+class ConvTranspose1d3d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up1d = nn.ConvTranspose1d(4, 4, 2, stride=2)
+        self.up3d = nn.ConvTranspose3d(2, 2, 2, stride=2)
+
+    def forward(self, x1: torch.Tensor, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.up1d(x1), self.up3d(x3)
+
+
+class Conv1dConv3d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1d = nn.Conv1d(4, 8, 3, padding=1)
+        self.conv3d = nn.Conv3d(2, 4, 3, padding=1)
+
+    def forward(self, x1: torch.Tensor, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.conv1d(x1), self.conv3d(x3)
+
+
+class Conv3dDilation(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv3d_hw_dil = nn.Conv3d(2, 4, 3, padding=2, dilation=(1, 2, 2))
+        self.conv3d_d_dil = nn.Conv3d(4, 4, 3, padding=(2, 1, 1), dilation=(2, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3d_d_dil(self.conv3d_hw_dil(x))
+
+
+class Linear3dInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+class LinearVariants(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_2d = nn.Linear(16, 16)
+        self.fc_3d_nobias = nn.Linear(16, 16, bias=False)
+        self.fc_4d = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc_2d(x)
+        z = self.fc_3d_nobias(y.unsqueeze(1))
+        return self.fc_4d(z.unsqueeze(1))
+
+
+class MultiheadAttentionModel(nn.Module):
+    def __init__(self, distinct_qkv: bool = False) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 4)
+        self.distinct_qkv = distinct_qkv
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | None = None) -> torch.Tensor:
+        if self.distinct_qkv:
+            out, _ = self.mha(q, k, v)
+        else:
+            out, _ = self.mha(q, q, q)
+        return self.head(out)
+
+
+class SharedWeightConv1d(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_a = nn.Conv1d(4, 4, 3, padding=1)
+        self.conv_b = nn.Conv1d(4, 4, 3, padding=1)
+        self.conv_b.weight = self.conv_a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(F.relu(self.conv_a(x)))
+
+
+class SharedWeightOneUnused(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_used = nn.Linear(16, 16)
+        self.fc_tied_unused = nn.Linear(16, 16)
+        self.fc_tied_unused.weight = self.fc_used.weight
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.fc_used(x)))
+
+
+class UnusedLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_used = nn.Linear(16, 8)
+        self.fc_unused = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_used(x)
+
+
+class UnbatchedConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_unbatched = nn.Conv2d(3, 8, 3)
+        self.conv_batched = nn.Conv2d(3, 8, 3)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.conv_unbatched(a), self.conv_batched(b)
+
+
+class CfgSimple(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.up = nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.conv3 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.relu(self.up(x))
+        return self.fc(self.conv3(x).mean((2, 3)))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected ValueError text."""
+
+    name: str
+    factory: Callable[[], nn.Module]
+    shapes: tuple[tuple[int, ...], ...]
+    golden: str | None = None
+    cfg: str | None = None
+    error: str | None = None
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        gen = torch.Generator().manual_seed(0)
+        return tuple(torch.randn(*shape, generator=gen) for shape in self.shapes)
+
+    def model(self) -> nn.Module:
+        torch.manual_seed(0)
+        return self.factory()
+
+    def golden_text(self) -> str:
+        assert self.golden is not None
+        return (GOLDEN / f"{self.golden}.json").read_text(encoding="utf-8")
+
+    def cfg_path(self) -> Path | None:
+        return GOLDEN / "cfg" / f"{self.cfg}.cfg" if self.cfg else None
+
+
+NO_LAYER = "no layer can be quantized"
+
+CASES: tuple[Case, ...] = (
+    Case("resnet18_hand", ResNet18, ((1, 3, 224, 224),), golden="resnet18_hand"),
+    Case("shared_weight_linear", SharedWeightLinear, ((2, 16),), golden="shared_weight_linear"),
+    Case("reused_conv", ReusedConv, ((1, 3, 16, 16),), golden="reused_conv"),
+    Case("reflect_conv", ReflectConv, ((1, 3, 16, 16),), golden="reflect_conv"),
+    Case("padding_modes_all", PaddingModesAll, ((1, 3, 16, 16),), golden="padding_modes_all"),
+    Case("reflect_only", ReflectOnly, ((1, 3, 16, 16),), error=NO_LAYER),
+    Case("cin3_conv", Cin3Conv, ((1, 3, 16, 16),), golden="cin3_conv"),
+    Case("convtranspose2d", ConvTranspose2dModel, ((1, 3, 8, 8),), golden="convtranspose2d"),
+    Case("convtranspose_1d_3d", ConvTranspose1d3d, ((1, 4, 8), (1, 2, 4, 4, 4)), error=NO_LAYER),
+    Case("conv1d_conv3d", Conv1dConv3d, ((1, 4, 32), (1, 2, 8, 16, 16)), error=NO_LAYER),
+    Case("conv3d_dilation", Conv3dDilation, ((1, 2, 8, 8, 8),), error=NO_LAYER),
+    Case("linear_3d_input", Linear3dInput, ((2, 5, 16),), golden="linear_3d_input"),
+    Case("linear_variants", LinearVariants, ((2, 16),), golden="linear_variants"),
+    Case("multihead_attention", MultiheadAttentionModel, ((2, 5, 16),), golden="multihead_attention"),
+    Case(
+        "multihead_attention_distinct_qkv",
+        lambda: MultiheadAttentionModel(distinct_qkv=True),
+        ((2, 5, 16), (2, 5, 16), (2, 5, 16)),
+        golden="multihead_attention_distinct_qkv",
+    ),
+    Case("shared_weight_conv1d", SharedWeightConv1d, ((1, 4, 16),), error=NO_LAYER),
+    Case("shared_weight_one_unused", SharedWeightOneUnused, ((2, 16),), golden="shared_weight_one_unused"),
+    Case("unused_linear", UnusedLinear, ((2, 16),), golden="unused_linear"),
+    Case("unbatched_conv", UnbatchedConv, ((3, 16, 16), (1, 3, 16, 16)), golden="unbatched_conv"),
+    Case("cfg_simple", CfgSimple, ((1, 3, 8, 8),), golden="cfg_simple", cfg="cfg_simple"),
+    Case("cfg_resnet18", ResNet18, ((1, 3, 224, 224),), golden="cfg_resnet18", cfg="cfg_resnet18"),
+    Case("cfg_simple_default", CfgSimple, ((1, 3, 8, 8),), golden="cfg_simple_default"),
+    Case("cfg_skip_excluded_layer", ReflectConv, ((1, 3, 16, 16),), cfg="cfg_skip_excluded_layer", error="conv_reflect"),
+)
+CASES_BY_NAME = {case.name: case for case in CASES}
+DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)
