@@ -153,6 +153,19 @@ def create_quant_retrain_config_from_onnx(
             the simple config is invalid, or no layer can be quantized.
     """
     _check_path(config_file, "config_file")
+    report, text = analyze_onnx(onnx_file, mapping_file, config_defination)
+    return _write(config_file, report, text)
+
+
+def analyze_onnx(
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    config_defination: PathArg | None = None,
+) -> tuple[Report, str]:
+    """The offline analysis without writing anything: the report and the config JSON text.
+
+    Used by `create_quant_retrain_config_from_onnx` and by the CLI's `explain`/`validate`.
+    """
     _check_path(onnx_file, "onnx_file")
     _check_path(mapping_file, "mapping_file", optional=True)
     _check_path(config_defination, "config_defination", optional=True)
@@ -160,5 +173,4 @@ def create_quant_retrain_config_from_onnx(
 
     simple = _load_simple(config_defination)
     exported = load_graph(onnx_file, mapping_file)
-    report, text = analyze(exported, simple)
-    return _write(config_file, report, text)
+    return analyze(exported, simple)
