@@ -172,7 +172,8 @@ def index_graph(graph: nx.DiGraph) -> GraphIndex:
     for order, info in enumerate(modules):
         known.add(info.name)
         ctype = candidate_type(info)
-        if ctype is None and not quant_ops.get(info.name) and info.torch_class not in REPORTED_TORCH_CLASSES:
+        looks_like_layer = info.torch_class in REPORTED_TORCH_CLASSES or info.class_name in REPORTED_TORCH_CLASSES
+        if ctype is None and not quant_ops.get(info.name) and not looks_like_layer:
             continue
         layers.append(
             Layer(

@@ -1,0 +1,214 @@
+"""Each check fires on a graph that shows its problem and stays quiet on its near twin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from analyzer.checks import REGISTRY, Check, Finding, run_checks
+from analyzer.checks import rules
+from analyzer.layers import index_graph
+from graph.build import build_graph
+from graph.ir import ExportedGraph
+from tests.graphs import conv, gemm, make_graph, module, op
+
+
+def findings(check: Check, exported: ExportedGraph) -> list[Finding]:
+    return list(check.run(index_graph(build_graph(exported))))
+
+
+def _conv_model(extra_before: list | None = None, cin: int = 32, group: int = 1) -> ExportedGraph:
+    nodes = list(extra_before or [])
+    source = nodes[-1].outputs[0] if nodes else "x"
+    node, inits = conv("conv", source, "y", cin=cin, group=group)
+    return make_graph([*nodes, node], inits, [module("conv", "Conv2d")])
+
+
+def not_a_candidate_fires() -> ExportedGraph:
+    node = op("Conv", ["x", "c1.weight"], ["y"], "c1")
+    return make_graph([node], {"c1.weight": (8, 4, 3)}, [module("c1", "Conv1d")])
+
+
+def not_a_candidate_functional() -> ExportedGraph:
+    # the root's forward calls F.linear with a child's weight: the op is the root's, the child never ran
+    node = op("Gemm", ["x", "fc.weight"], ["y"], "", transB=1)
+    return make_graph([node], {"fc.weight": (16, 16)}, [module("fc", "Linear")])
+
+
+def not_a_candidate_quiet() -> ExportedGraph:
+    return _conv_model()
+
+
+def not_executed_fires() -> ExportedGraph:
+    node, inits = gemm("fc_used", "x", "y")
+    return make_graph([node], inits | {"fc_unused.weight": (16, 16)}, [module("fc_used", "Linear"), module("fc_unused", "Linear")])
+
+
+def not_executed_quiet() -> ExportedGraph:
+    node, inits = gemm("fc_used", "x", "y")
+    return make_graph([node], inits, [module("fc_used", "Linear")])
+
+
+def reused_fires() -> ExportedGraph:
+    first = op("Conv", ["x", "conv.weight"], ["y1"], "conv")
+    second = op("Conv", ["y1", "conv.weight"], ["y2"], "conv")
+    return make_graph([first, second], {"conv.weight": (32, 32, 3, 3)}, [module("conv", "Conv2d")])
+
+
+def shared_fires() -> ExportedGraph:
+    a, inits = gemm("fc_a", "x", "y1", weight="fc_b.weight")
+    b, _ = gemm("fc_b", "y1", "y2", weight="fc_b.weight")
+    mods = [module("fc_a", "Linear", params=["fc_a.weight"]), module("fc_b", "Linear", params=["fc_b.weight"])]
+    return make_graph([a, b], inits, mods, tied=(("fc_a.weight", "fc_b.weight"),))
+
+
+def shared_quiet_merged_by_value() -> ExportedGraph:
+    # an exporter merged two equal-valued weights into one initializer; the model says they are distinct
+    a, inits = gemm("fc_a", "x", "y1", weight="merged")
+    b, _ = gemm("fc_b", "y1", "y2", weight="merged")
+    mods = [module("fc_a", "Linear", params=["fc_a.weight"]), module("fc_b", "Linear", params=["fc_b.weight"])]
+    return make_graph([a, b], inits, mods, tied=())
+
+
+def padding_fires() -> ExportedGraph:
+    pad = op("Pad", ["x", "pads"], ["padded"], "conv", mode="reflect")
+    return _conv_model([pad])
+
+
+def padding_slices_fire() -> ExportedGraph:
+    # circular padding under the TorchScript exporter: Slice + Concat inside the conv's scope
+    s = op("Slice", ["x"], ["s"], "conv")
+    c = op("Concat", ["s", "x"], ["padded"], "conv", axis=3)
+    return _conv_model([s, c])
+
+
+def padding_quiet_bias_helpers() -> ExportedGraph:
+    # ops in the conv's scope that build the bias (a bias-free conv under dynamo) are not padding
+    shape = op("Shape", ["conv.weight"], ["shape"], "conv")
+    bias = op("Expand", ["zero", "shape"], ["bias"], "conv")
+    conv_node = op("Conv", ["x", "conv.weight", "bias"], ["y"], "conv")
+    return make_graph([shape, bias, conv_node], {"conv.weight": (32, 32, 3, 3), "zero": ()}, [module("conv", "Conv2d")])
+
+
+def input_rank_fires() -> ExportedGraph:
+    unsq = op("Unsqueeze", ["x", "axes"], ["x4"], "conv")
+    return _conv_model([unsq])
+
+
+def transposed_fires() -> ExportedGraph:
+    node, inits = gemm("fc", "x", "y", trans_a=1)
+    return make_graph([node], inits, [module("fc", "Linear")])
+
+
+def no_weight_op_fires() -> ExportedGraph:
+    # a Linear whose forward was replaced by an activation-only matmul
+    node = op("MatMul", ["x", "x"], ["y"], "fc")
+    return make_graph([node], {}, [module("fc", "Linear")])
+
+
+def small_cin_fires() -> ExportedGraph:
+    return _conv_model(cin=3)
+
+
+def small_cin_grouped_quiet() -> ExportedGraph:
+    # depthwise conv: weight dims[1] is 1, but Cin = dims[1] * group = 32
+    return _conv_model(cin=32, group=32)
+
+
+def used_elsewhere_fires() -> ExportedGraph:
+    gather = op("Gather", ["wte.weight", "ids"], ["emb"], "wte")
+    head, _ = gemm("lm_head", "emb", "logits", weight="wte.weight")
+    mods = [module("wte", "Embedding"), module("lm_head", "Linear")]
+    return make_graph([gather, head], {"wte.weight": (16, 16)}, mods, inputs={"ids": (1, 4)})
+
+
+CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
+    # (check, graph, expected reason fragment, or None when the check must stay quiet)
+    (rules.NOT_A_CANDIDATE, not_a_candidate_fires, "c1: class Conv1d is not a quantizable type"),
+    (rules.NOT_A_CANDIDATE, not_a_candidate_functional, "makes Gemm"),
+    (rules.NOT_A_CANDIDATE, not_a_candidate_quiet, None),
+    (rules.NOT_EXECUTED, not_executed_fires, "fc_unused: no op of the graph belongs to it"),
+    (rules.NOT_EXECUTED, not_executed_quiet, None),
+    (rules.REUSED_MODULE, reused_fires, "conv: called 2 times"),
+    (rules.REUSED_MODULE, not_a_candidate_quiet, None),
+    (rules.SHARED_WEIGHT, shared_fires, "shared with fc_b"),
+    (rules.SHARED_WEIGHT, shared_quiet_merged_by_value, None),
+    (rules.SHARED_WEIGHT, not_executed_quiet, None),
+    (rules.PADDING_MODE, padding_fires, "conv: Pad mode 'reflect' before Conv"),
+    (rules.PADDING_MODE, padding_slices_fire, "Concat, Slice before Conv"),
+    (rules.PADDING_MODE, padding_quiet_bias_helpers, None),
+    (rules.INPUT_RANK, input_rank_fires, "conv: input is not (N, Cin, H, W)"),
+    (rules.INPUT_RANK, not_a_candidate_quiet, None),
+    (rules.TRANSPOSED_INPUT, transposed_fires, "fc: Gemm with transA=1"),
+    (rules.TRANSPOSED_INPUT, not_executed_quiet, None),
+    (rules.NO_WEIGHT_OP, no_weight_op_fires, "fc: ran but made no Gemm/MatMul op with a weight"),
+    (rules.NO_WEIGHT_OP, not_executed_quiet, None),
+    (rules.SMALL_CIN_CHECK, small_cin_fires, "conv: Cin = 3 <= 16"),
+    (rules.SMALL_CIN_CHECK, small_cin_grouped_quiet, None),
+    (rules.WEIGHT_USED_ELSEWHERE, used_elsewhere_fires, "lm_head: weight 'wte.weight' is also read by Gather of wte"),
+    (rules.WEIGHT_USED_ELSEWHERE, not_executed_quiet, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "make", "expected"),
+    CASES,
+    ids=[f"{c.code}-{m.__name__}" for c, m, _ in CASES],
+)
+def test_check(check: Check, make: Callable[[], ExportedGraph], expected: str | None) -> None:
+    found = findings(check, make())
+    if expected is None:
+        assert found == []
+    else:
+        assert found, f"{check.name} did not fire"
+        assert all(f.code == check.code for f in found)
+        assert any(expected in f.reason for f in found), [f.reason for f in found]
+
+
+def test_every_check_fires_and_stays_quiet_somewhere() -> None:
+    fires = {c.code for c, _, expected in CASES if expected is not None}
+    quiet = {c.code for c, _, expected in CASES if expected is None}
+    codes = {c.code for c in REGISTRY}
+    assert fires == codes
+    assert quiet == codes
+
+
+def test_codes_and_names_are_unique_and_documented() -> None:
+    assert len({c.code for c in REGISTRY}) == len(REGISTRY)
+    assert len({c.name for c in REGISTRY}) == len(REGISTRY)
+    for check in REGISTRY:
+        assert check.code.startswith("QS") and check.code[2:].isdigit()
+        assert len(check.doc) > 40, f"{check.code} needs a docstring saying why it matters"
+
+
+def test_shared_weight_excludes_both_layers() -> None:
+    found = findings(rules.SHARED_WEIGHT, shared_fires())
+    assert sorted(f.layer for f in found) == ["fc_a", "fc_b"]
+
+
+def test_shared_weight_without_model_ties_trusts_the_graph() -> None:
+    # a file analysed with no parameter table: one initializer read by two layers is a tie
+    graph = shared_quiet_merged_by_value()
+    unknown = ExportedGraph(graph.nodes, graph.initializers, graph.inputs, graph.modules, tied_parameters=None)
+    assert sorted(f.layer for f in findings(rules.SHARED_WEIGHT, unknown)) == ["fc_a", "fc_b"]
+
+
+def test_functional_call_is_attributed_to_the_caller_not_the_weight_owner() -> None:
+    all_findings = run_checks(index_graph(build_graph(not_a_candidate_functional())))
+    by_code = {(f.code, f.layer) for f in all_findings}
+    assert ("QS001", "") in by_code  # the root made the Gemm
+    assert ("QS101", "fc") in by_code  # fc itself never ran
+
+
+def test_subclass_keeping_the_name_is_a_candidate_and_renamed_one_is_not() -> None:
+    kept = op("Gemm", ["x", "a.weight"], ["y1"], "a", transB=1)
+    renamed = op("Gemm", ["y1", "b.weight"], ["y2"], "b", transB=1)
+    mods = [module("a", "Linear"), module("b", "NonDynamicallyQuantizableLinear", torch_class="Linear")]
+    index = index_graph(build_graph(make_graph([kept, renamed], {"a.weight": (16, 16), "b.weight": (16, 16)}, mods)))
+    assert index.by_name["a"].layer_type == "Linear"
+    assert index.by_name["b"].layer_type is None
+    # a class named Linear that is not torch.nn.Linear is no candidate either
+    fake = module("c", "Linear", torch_class=None)
+    index = index_graph(build_graph(make_graph([], {}, [fake])))
+    assert index.by_name["c"].layer_type is None
