@@ -91,6 +91,12 @@ def padding_quiet_bias_helpers() -> ExportedGraph:
     return make_graph([shape, bias, conv_node], {"conv.weight": (32, 32, 3, 3), "zero": ()}, [module("conv", "Conv2d")])
 
 
+def padding_quiet_constant_pad() -> ExportedGraph:
+    # padding='same' with an even kernel exports to a constant-mode Pad: zero padding, as padding_mode 'zeros'
+    pad = op("Pad", ["x", "pads"], ["padded"], "conv", mode="constant")
+    return _conv_model([pad])
+
+
 def input_rank_fires() -> ExportedGraph:
     unsq = op("Unsqueeze", ["x", "axes"], ["x4"], "conv")
     return _conv_model([unsq])
@@ -138,6 +144,7 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
     (rules.PADDING_MODE, padding_fires, "conv: Pad mode 'reflect' before Conv"),
     (rules.PADDING_MODE, padding_slices_fire, "Concat, Slice before Conv"),
     (rules.PADDING_MODE, padding_quiet_bias_helpers, None),
+    (rules.PADDING_MODE, padding_quiet_constant_pad, None),
     (rules.INPUT_RANK, input_rank_fires, "conv: input is not (N, Cin, H, W)"),
     (rules.INPUT_RANK, not_a_candidate_quiet, None),
     (rules.TRANSPOSED_INPUT, transposed_fires, "fc: Gemm with transA=1"),

@@ -6,6 +6,7 @@ A check never logs and never raises for a property of the model: it yields findi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from analyzer.checks.base import Check, Finding, Severity
 from analyzer.layers import GraphIndex, Layer, LayerOp
@@ -130,6 +131,14 @@ def _ops_before(index: GraphIndex, layer: Layer, op: LayerOp) -> list[str]:
     return found
 
 
+def _neutral(data: dict[str, Any]) -> bool:
+    """An op that leaves the conv's input as a zero-padded conv expects it: a constant-mode Pad is what
+    `padding='same'` with an even kernel exports to, and is zero padding (padding_mode 'zeros')."""
+    if data[keys.OP_TYPE] == "Pad":
+        return (data[keys.ATTRS].get("mode") or "constant") == "constant"
+    return data[keys.OP_TYPE] in _NEUTRAL_BEFORE_CONV
+
+
 def padding_mode(index: GraphIndex) -> Iterator[Finding]:
     """A conv with `padding_mode` other than 'zeros' pads its input with a separate Pad (reflect, edge, wrap)
     or Slice/Concat ops inside its own scope; the quantized Conv would no longer be the whole layer."""
@@ -138,7 +147,7 @@ def padding_mode(index: GraphIndex) -> Iterator[Finding]:
         if layer.layer_type not in CONV_TYPES:
             continue
         for op in _typed_ops(layer):
-            before = [n for n in _ops_before(index, layer, op) if graph.nodes[n][keys.OP_TYPE] not in _NEUTRAL_BEFORE_CONV]
+            before = [n for n in _ops_before(index, layer, op) if not _neutral(graph.nodes[n])]
             if not before:
                 continue
             pads = [n for n in before if graph.nodes[n][keys.OP_TYPE] == "Pad"]
