@@ -149,7 +149,9 @@ class MultiheadAttentionModel(nn.Module):
         self.head = nn.Linear(16, 4)
         self.distinct_qkv = distinct_qkv
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor | None = None, v: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if self.distinct_qkv:
             out, _ = self.mha(q, k, v)
         else:
@@ -273,7 +275,13 @@ CASES: tuple[Case, ...] = (
     Case("cfg_simple", CfgSimple, ((1, 3, 8, 8),), golden="cfg_simple", cfg="cfg_simple"),
     Case("cfg_resnet18", ResNet18, ((1, 3, 224, 224),), golden="cfg_resnet18", cfg="cfg_resnet18"),
     Case("cfg_simple_default", CfgSimple, ((1, 3, 8, 8),), golden="cfg_simple_default"),
-    Case("cfg_skip_excluded_layer", ReflectConv, ((1, 3, 16, 16),), cfg="cfg_skip_excluded_layer", error="conv_reflect"),
+    Case(
+        "cfg_skip_excluded_layer",
+        ReflectConv,
+        ((1, 3, 16, 16),),
+        cfg="cfg_skip_excluded_layer",
+        error="conv_reflect",
+    ),
 )
 CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)

@@ -17,10 +17,14 @@ def op(
 ) -> NodeRecord:
     """One op; `module` is the owning module's name (its class is looked up when the graph is made)."""
     outputs = tuple(outputs)
-    return NodeRecord(name or f"{module or ''}/{op_type}_{outputs[0]}", op_type, tuple(inputs), outputs, attrs, module, None)
+    return NodeRecord(
+        name or f"{module or ''}/{op_type}_{outputs[0]}", op_type, tuple(inputs), outputs, attrs, module, None
+    )
 
 
-def module(name: str, class_name: str, torch_class: str | None = "same", params: Iterable[str] = ()) -> ModuleInfo:
+def module(
+    name: str, class_name: str, torch_class: str | None = "same", params: Iterable[str] = ()
+) -> ModuleInfo:
     """A module; torch_class "same" means an instance of the torch class of its own name."""
     resolved = class_name if torch_class == "same" else torch_class
     return ModuleInfo(name, class_name, f"torch.nn.{class_name}", resolved, True, tuple(params))
@@ -36,7 +40,8 @@ def make_graph(
     modules = (module("", "Net", None), *modules)
     classes = {m.name: m.class_name for m in modules}
     records = tuple(
-        NodeRecord(n.name, n.op_type, n.inputs, n.outputs, n.attrs, n.module, classes.get(n.module or "\0")) for n in nodes
+        NodeRecord(n.name, n.op_type, n.inputs, n.outputs, n.attrs, n.module, classes.get(n.module or "\0"))
+        for n in nodes
     )
     return ExportedGraph(
         records,
@@ -47,14 +52,18 @@ def make_graph(
     )
 
 
-def conv(name: str, x: str, y: str, cin: int = 32, cout: int = 32, group: int = 1) -> tuple[NodeRecord, dict[str, tuple[int, ...]]]:
+def conv(
+    name: str, x: str, y: str, cin: int = 32, cout: int = 32, group: int = 1
+) -> tuple[NodeRecord, dict[str, tuple[int, ...]]]:
     """A Conv2d's Conv op and its weight initializer."""
     weight = f"{name}.weight"
     node = op("Conv", [x, weight], [y], name, group=group, kernel_shape=(3, 3))
     return node, {weight: (cout, cin // group, 3, 3)}
 
 
-def gemm(name: str, x: str, y: str, weight: str | None = None, trans_a: int = 0) -> tuple[NodeRecord, dict[str, tuple[int, ...]]]:
+def gemm(
+    name: str, x: str, y: str, weight: str | None = None, trans_a: int = 0
+) -> tuple[NodeRecord, dict[str, tuple[int, ...]]]:
     """A Linear's Gemm op and its weight initializer."""
     weight = weight or f"{name}.weight"
     node = op("Gemm", [x, weight], [y], name, transA=trans_a, transB=1)

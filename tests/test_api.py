@@ -47,7 +47,13 @@ def test_errors_subclass_the_builtins_amct_callers_catch() -> None:
     assert issubclass(analyzer.NoQuantizableLayerError, ValueError)
     assert issubclass(analyzer.InputFileError, ValueError)
     assert issubclass(analyzer.ExportFailedError, RuntimeError)
-    for name in ("ArgumentTypeError", "ConfigError", "NoQuantizableLayerError", "ExportFailedError", "OutputError"):
+    for name in (
+        "ArgumentTypeError",
+        "ConfigError",
+        "NoQuantizableLayerError",
+        "ExportFailedError",
+        "OutputError",
+    ):
         assert issubclass(getattr(analyzer, name), QuantScopeError)
 
 
@@ -69,10 +75,18 @@ class Mixed(nn.Module):
 def _snapshot(model: nn.Module) -> dict[str, object]:
     return {
         "training": [(n, m.training) for n, m in model.named_modules()],
-        "params": {n: (p.detach().clone(), p.requires_grad, p.data_ptr()) for n, p in model.named_parameters()},
+        "params": {
+            n: (p.detach().clone(), p.requires_grad, p.data_ptr()) for n, p in model.named_parameters()
+        },
         "buffers": {n: b.clone() for n, b in model.named_buffers()},
         "hooks": [
-            (n, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks), len(m._state_dict_hooks))
+            (
+                n,
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+                len(m._state_dict_hooks),
+            )
             for n, m in model.named_modules()
         ],
         "attrs": [(n, sorted(vars(m))) for n, m in model.named_modules()],

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from analyzer.checks import REGISTRY, Check, Finding, run_checks
-from analyzer.checks import rules
+from analyzer.checks import REGISTRY, Check, Finding, rules, run_checks
 from analyzer.layers import index_graph
 from graph.build import build_graph
 from graph.ir import ExportedGraph
@@ -42,7 +41,11 @@ def not_a_candidate_quiet() -> ExportedGraph:
 
 def not_executed_fires() -> ExportedGraph:
     node, inits = gemm("fc_used", "x", "y")
-    return make_graph([node], inits | {"fc_unused.weight": (16, 16)}, [module("fc_used", "Linear"), module("fc_unused", "Linear")])
+    return make_graph(
+        [node],
+        inits | {"fc_unused.weight": (16, 16)},
+        [module("fc_used", "Linear"), module("fc_unused", "Linear")],
+    )
 
 
 def not_executed_quiet() -> ExportedGraph:
@@ -59,7 +62,10 @@ def reused_fires() -> ExportedGraph:
 def shared_fires() -> ExportedGraph:
     a, inits = gemm("fc_a", "x", "y1", weight="fc_b.weight")
     b, _ = gemm("fc_b", "y1", "y2", weight="fc_b.weight")
-    mods = [module("fc_a", "Linear", params=["fc_a.weight"]), module("fc_b", "Linear", params=["fc_b.weight"])]
+    mods = [
+        module("fc_a", "Linear", params=["fc_a.weight"]),
+        module("fc_b", "Linear", params=["fc_b.weight"]),
+    ]
     return make_graph([a, b], inits, mods, tied=(("fc_a.weight", "fc_b.weight"),))
 
 
@@ -67,7 +73,10 @@ def shared_quiet_merged_by_value() -> ExportedGraph:
     # an exporter merged two equal-valued weights into one initializer; the model says they are distinct
     a, inits = gemm("fc_a", "x", "y1", weight="merged")
     b, _ = gemm("fc_b", "y1", "y2", weight="merged")
-    mods = [module("fc_a", "Linear", params=["fc_a.weight"]), module("fc_b", "Linear", params=["fc_b.weight"])]
+    mods = [
+        module("fc_a", "Linear", params=["fc_a.weight"]),
+        module("fc_b", "Linear", params=["fc_b.weight"]),
+    ]
     return make_graph([a, b], inits, mods, tied=())
 
 
@@ -88,7 +97,9 @@ def padding_quiet_bias_helpers() -> ExportedGraph:
     shape = op("Shape", ["conv.weight"], ["shape"], "conv")
     bias = op("Expand", ["zero", "shape"], ["bias"], "conv")
     conv_node = op("Conv", ["x", "conv.weight", "bias"], ["y"], "conv")
-    return make_graph([shape, bias, conv_node], {"conv.weight": (32, 32, 3, 3), "zero": ()}, [module("conv", "Conv2d")])
+    return make_graph(
+        [shape, bias, conv_node], {"conv.weight": (32, 32, 3, 3), "zero": ()}, [module("conv", "Conv2d")]
+    )
 
 
 def padding_quiet_constant_pad() -> ExportedGraph:
@@ -153,7 +164,11 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
     (rules.NO_WEIGHT_OP, not_executed_quiet, None),
     (rules.SMALL_CIN_CHECK, small_cin_fires, "conv: Cin = 3 <= 16"),
     (rules.SMALL_CIN_CHECK, small_cin_grouped_quiet, None),
-    (rules.WEIGHT_USED_ELSEWHERE, used_elsewhere_fires, "lm_head: weight 'wte.weight' is also read by Gather of wte"),
+    (
+        rules.WEIGHT_USED_ELSEWHERE,
+        used_elsewhere_fires,
+        "lm_head: weight 'wte.weight' is also read by Gather of wte",
+    ),
     (rules.WEIGHT_USED_ELSEWHERE, not_executed_quiet, None),
 ]
 
@@ -197,7 +212,9 @@ def test_shared_weight_excludes_both_layers() -> None:
 def test_shared_weight_without_model_ties_trusts_the_graph() -> None:
     # a file analysed with no parameter table: one initializer read by two layers is a tie
     graph = shared_quiet_merged_by_value()
-    unknown = ExportedGraph(graph.nodes, graph.initializers, graph.inputs, graph.modules, tied_parameters=None)
+    unknown = ExportedGraph(
+        graph.nodes, graph.initializers, graph.inputs, graph.modules, tied_parameters=None
+    )
     assert sorted(f.layer for f in findings(rules.SHARED_WEIGHT, unknown)) == ["fc_a", "fc_b"]
 
 
@@ -212,7 +229,9 @@ def test_subclass_keeping_the_name_is_a_candidate_and_renamed_one_is_not() -> No
     kept = op("Gemm", ["x", "a.weight"], ["y1"], "a", transB=1)
     renamed = op("Gemm", ["y1", "b.weight"], ["y2"], "b", transB=1)
     mods = [module("a", "Linear"), module("b", "NonDynamicallyQuantizableLinear", torch_class="Linear")]
-    index = index_graph(build_graph(make_graph([kept, renamed], {"a.weight": (16, 16), "b.weight": (16, 16)}, mods)))
+    index = index_graph(
+        build_graph(make_graph([kept, renamed], {"a.weight": (16, 16), "b.weight": (16, 16)}, mods))
+    )
     assert index.by_name["a"].layer_type == "Linear"
     assert index.by_name["b"].layer_type is None
     # a class named Linear that is not torch.nn.Linear is no candidate either
