@@ -220,7 +220,7 @@ class CfgSimple(nn.Module):
 
 @dataclass(frozen=True)
 class Case:
-    """One reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected ValueError text."""
+    """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text."""
 
     name: str
     factory: Callable[[], nn.Module]

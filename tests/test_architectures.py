@@ -36,7 +36,7 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], object, dict[str, str]]] = {
     "mobilenet_v2": (arch.MobileNetV2Tiny, IMAGE, {}),
     "efficientnet": (arch.EfficientNetTiny, IMAGE, {}),
     "densenet": (arch.DenseNetTiny, IMAGE, {}),
-    # nn.MultiheadAttention's out_proj is a NonDynamicallyQuantizableLinear used functionally: never a candidate
+    # nn.MultiheadAttention's out_proj (a NonDynamicallyQuantizableLinear) is never a candidate
     "vit": (arch.ViTTiny, IMAGE, {}),
     "swin": (arch.SwinTiny, ((1, 3, 36, 36),), {}),
     "bert": (arch.BertTiny, TOKENS, {}),
