@@ -64,7 +64,8 @@ def analyze(exported: ExportedGraph, simple: SimpleConfig | None = None, config_
         reasons = "; ".join(f.reason for fs in excluded.values() for f in fs) or "no Linear, Conv2d or ConvTranspose2d module"
         raise NoQuantizableLayerError(f"no layer can be quantized ({reasons})")
     reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
-    resolved = resolve(quantizable, simple, reasons_by_layer)
+    module_classes = {name: info.class_name for name, info in index.modules.items()}
+    resolved = resolve(quantizable, simple, reasons_by_layer, module_classes)
     if not any(setting.retrain_enable for setting in resolved.layers):
         raise NoQuantizableLayerError("no layer retrain enabled: the simple config disables every quantizable layer")
     text = render(resolved)

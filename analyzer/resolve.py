@@ -70,6 +70,7 @@ def resolve(
     layers: Sequence[QuantLayer],
     simple: SimpleConfig | None = None,
     excluded: Mapping[str, str] | None = None,
+    modules: Mapping[str, str] | None = None,
 ) -> ResolvedConfig:
     """Give every quantizable layer its settings.
 
@@ -78,6 +79,8 @@ def resolve(
         simple: the parsed simple config, or None for the built-in defaults.
         excluded: names of modules the checks excluded, with the reason; used to explain a simple config
             that names one of them.
+        modules: the class name of every module of the model (named_modules()), used to explain a simple
+            config that names a module that is not a candidate layer (e.g. a Conv1d).
 
     Raises:
         ConfigError: the simple config names an unknown layer or type, or is inconsistent.
@@ -85,7 +88,7 @@ def resolve(
     if simple is not None:
         from analyzer.simple_config import resolve_simple
 
-        return resolve_simple(layers, simple, excluded or {})
+        return resolve_simple(layers, simple, excluded or {}, modules or {})
     return ResolvedConfig(
         tuple(
             LayerSetting(layer.name, layer.layer_type, True, DataSetting(), default_weight(layer.layer_type))
