@@ -87,7 +87,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {err.strerror or err}") from err
+        raise OutputError(
+            f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {err.strerror or err}"
+        ) from err
     existed = target.exists()
     tmp_name = None
     try:

@@ -13,7 +13,13 @@ from typing import Any
 
 import networkx as nx
 
-from analyzer.layertypes import LAYER_TYPES, REPORTED_TORCH_CLASSES, OP_FACTS, QUANTIZABLE_OPS, WEIGHT_PASSTHROUGH_OPS
+from analyzer.layertypes import (
+    LAYER_TYPES,
+    OP_FACTS,
+    QUANTIZABLE_OPS,
+    REPORTED_TORCH_CLASSES,
+    WEIGHT_PASSTHROUGH_OPS,
+)
 from graph import keys
 from graph.ir import ModuleInfo
 
@@ -78,7 +84,9 @@ def candidate_type(info: ModuleInfo) -> str | None:
     return info.class_name  # only the name is known (dynamo metadata without a mapping)
 
 
-def _trace_initializer(graph: nx.DiGraph, node: NodeKey, tensor: str, producers: Mapping[str, NodeKey]) -> str | None:
+def _trace_initializer(
+    graph: nx.DiGraph, node: NodeKey, tensor: str, producers: Mapping[str, NodeKey]
+) -> str | None:
     """Follow `tensor` back through pass-through ops to the initializer it comes from."""
     seen = 0
     while seen < 8:  # a weight is never more than a few pass-through ops away
@@ -172,7 +180,9 @@ def index_graph(graph: nx.DiGraph) -> GraphIndex:
     for order, info in enumerate(modules):
         known.add(info.name)
         ctype = candidate_type(info)
-        looks_like_layer = info.torch_class in REPORTED_TORCH_CLASSES or info.class_name in REPORTED_TORCH_CLASSES
+        looks_like_layer = (
+            info.torch_class in REPORTED_TORCH_CLASSES or info.class_name in REPORTED_TORCH_CLASSES
+        )
         if ctype is None and not quant_ops.get(info.name) and not looks_like_layer:
             continue
         layers.append(
@@ -191,7 +201,15 @@ def index_graph(graph: nx.DiGraph) -> GraphIndex:
         if owner is None or owner in known:
             continue
         layers.append(
-            Layer(owner, seen_classes.get(owner) or "?", None, None, tuple(ops), tuple(scope[owner]), len(layers) + len(modules))
+            Layer(
+                owner,
+                seen_classes.get(owner) or "?",
+                None,
+                None,
+                tuple(ops),
+                tuple(scope[owner]),
+                len(layers) + len(modules),
+            )
         )
     by_name = {layer.name: layer for layer in layers}
     return GraphIndex(

@@ -48,5 +48,14 @@ SMALL_CIN = 16  # Cin at or below this: quantizing is not recommended for accura
 # torch classes of weight-carrying layers the report lists even when they are not candidates (a Conv1d,
 # a renamed Linear subclass), so that no such module goes unaccounted for
 REPORTED_TORCH_CLASSES = frozenset(
-    {"Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
+    {
+        "Linear",
+        "Bilinear",
+        "Conv1d",
+        "Conv2d",
+        "Conv3d",
+        "ConvTranspose1d",
+        "ConvTranspose2d",
+        "ConvTranspose3d",
+    }
 )

@@ -34,7 +34,9 @@ def build_graph(exported: ExportedGraph) -> nx.DiGraph:
     producers: dict[str, Any] = {}
     for tensor in exported.initializers:
         node = init_key(tensor.name)
-        graph.add_node(node, **{keys.KIND: keys.KIND_INITIALIZER, keys.DIMS: tensor.dims, keys.PARAMS: tensor.params})
+        graph.add_node(
+            node, **{keys.KIND: keys.KIND_INITIALIZER, keys.DIMS: tensor.dims, keys.PARAMS: tensor.params}
+        )
         producers[tensor.name] = node
     for tensor in exported.inputs:
         if tensor.name in producers:  # an initializer listed as input too (old exporters): it is a weight

@@ -44,4 +44,4 @@ def dynamo_class_paths(metadata: Mapping[str, str]) -> dict[str, str]:
     classes = _literal_list(metadata.get(CLASS_HIERARCHY))
     if not scopes or classes is None or len(classes) != len(scopes):
         return {}
-    return dict(zip(scopes[:-1], classes[:-1]))
+    return dict(zip(scopes[:-1], classes[:-1], strict=True))

@@ -48,7 +48,9 @@ def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
             why = f"class {layer.class_name} (a {layer.torch_class} subclass with another name) is not a quantizable type"
         else:
             why = f"class {layer.class_name} is not a quantizable type"
-        made = f"; makes {', '.join(kinds)}" if kinds else ("" if layer.scope else "; never called in forward")
+        made = (
+            f"; makes {', '.join(kinds)}" if kinds else ("" if layer.scope else "; never called in forward")
+        )
         yield NOT_A_CANDIDATE.finding(layer.name, f"{layer.name or '<root>'}: {why}{made}", _names(layer.ops))
     for op in index.unowned_ops:
         yield NOT_A_CANDIDATE.finding(
@@ -61,7 +63,9 @@ def not_executed(index: GraphIndex) -> Iterator[Finding]:
     nothing to calibrate (a module defined but unused, or whose weight a parent uses functionally)."""
     for layer in _candidates(index):
         if not layer.scope:
-            yield NOT_EXECUTED.finding(layer.name, f"{layer.name}: no op of the graph belongs to it (never called in forward)")
+            yield NOT_EXECUTED.finding(
+                layer.name, f"{layer.name}: no op of the graph belongs to it (never called in forward)"
+            )
 
 
 def reused_module(index: GraphIndex) -> Iterator[Finding]:
@@ -71,7 +75,9 @@ def reused_module(index: GraphIndex) -> Iterator[Finding]:
         ops = _typed_ops(layer)
         if len(ops) > 1:
             yield REUSED_MODULE.finding(
-                layer.name, f"{layer.name}: called {len(ops)} times ({len(ops)} {ops[0].op_type} ops share its weight)", _names(ops)
+                layer.name,
+                f"{layer.name}: called {len(ops)} times ({len(ops)} {ops[0].op_type} ops share its weight)",
+                _names(ops),
             )
 
 
@@ -106,7 +112,9 @@ def shared_weight(index: GraphIndex) -> Iterator[Finding]:
         if others:
             names = ", ".join(sorted(others))
             yield SHARED_WEIGHT.finding(
-                layer.name, f"{layer.name}: weight {sorted(set(tensors))[0]!r} is shared with {names}", _names(layer.ops)
+                layer.name,
+                f"{layer.name}: weight {sorted(set(tensors))[0]!r} is shared with {names}",
+                _names(layer.ops),
             )
 
 
@@ -121,7 +129,11 @@ def _ops_before(index: GraphIndex, layer: Layer, op: LayerOp) -> list[str]:
     seen = {op.node}
     while stack:
         node = stack.pop()
-        if node in seen or graph.nodes[node][keys.KIND] != keys.KIND_OP or graph.nodes[node][keys.MODULE] != layer.name:
+        if (
+            node in seen
+            or graph.nodes[node][keys.KIND] != keys.KIND_OP
+            or graph.nodes[node][keys.MODULE] != layer.name
+        ):
             continue
         seen.add(node)
         found.append(node)
@@ -157,7 +169,9 @@ def padding_mode(index: GraphIndex) -> Iterator[Finding]:
             else:
                 kinds = ", ".join(sorted({graph.nodes[n][keys.OP_TYPE] for n in before}))
                 reason = f"{layer.name}: {kinds} before {op.op_type} inside the module (padding_mode must be 'zeros')"
-            yield PADDING_MODE.finding(layer.name, reason, tuple(graph.nodes[n][keys.ONNX_NAME] for n in before))
+            yield PADDING_MODE.finding(
+                layer.name, reason, tuple(graph.nodes[n][keys.ONNX_NAME] for n in before)
+            )
             break
 
 
@@ -185,7 +199,9 @@ def transposed_input(index: GraphIndex) -> Iterator[Finding]:
     for layer in _candidates(index):
         for op in _typed_ops(layer):
             if op.op_type == "Gemm" and graph.nodes[op.node][keys.ATTRS].get("transA") == 1:
-                yield TRANSPOSED_INPUT.finding(layer.name, f"{layer.name}: Gemm with transA=1 (transposed input)", (op.onnx_name,))
+                yield TRANSPOSED_INPUT.finding(
+                    layer.name, f"{layer.name}: Gemm with transA=1 (transposed input)", (op.onnx_name,)
+                )
                 break
 
 
@@ -217,7 +233,9 @@ def small_cin(index: GraphIndex) -> Iterator[Finding]:
                 cin = int(dims[0])
             if cin <= SMALL_CIN:
                 yield SMALL_CIN_CHECK.finding(
-                    layer.name, f"{layer.name}: Cin = {cin} <= {SMALL_CIN}, quantizing it is not recommended for accuracy", (op.onnx_name,)
+                    layer.name,
+                    f"{layer.name}: Cin = {cin} <= {SMALL_CIN}, quantizing it is not recommended for accuracy",
+                    (op.onnx_name,),
                 )
             break
 
@@ -242,7 +260,8 @@ def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
                     readers.append(f"{graph.nodes[node][keys.OP_TYPE]} of {owner or '<unknown>'}")
             if readers:
                 yield WEIGHT_USED_ELSEWHERE.finding(
-                    layer.name, f"{layer.name}: weight {op.weight!r} is also read by {', '.join(sorted(set(readers)))}"
+                    layer.name,
+                    f"{layer.name}: weight {op.weight!r} is also read by {', '.join(sorted(set(readers)))}",
                 )
                 break
 
