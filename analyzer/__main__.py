@@ -1,5 +1,8 @@
+"""`python -m analyzer`: the `quantscope` command line."""
+
 import sys
 
 from analyzer.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

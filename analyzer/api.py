@@ -16,7 +16,7 @@ from analyzer.checks import Finding, Severity, run_checks
 from analyzer.emit import render, write_atomic
 from analyzer.errors import ArgumentTypeError, ExportFailedError, NoQuantizableLayerError
 from analyzer.layers import index_graph
-from analyzer.report import Report, build_report, excluding_findings
+from analyzer.report import CONFIG_NOTE_CODE, Report, build_report, excluding_findings
 from analyzer.resolve import QuantLayer, resolve
 from graph.build import build_graph
 from graph.ir import ExportedGraph
@@ -80,14 +80,20 @@ def analyze(exported: ExportedGraph, simple: SimpleConfig | None = None, config_
 def _log(report: Report) -> None:
     """One INFO summary line and one WARNING per advisory kind, instead of one message per layer."""
     logger.info("%s", report.summary_line())
+    most = 5  # layer names a line lists before "and N more"
     kinds: dict[str, list[str]] = defaultdict(list)
     reasons: dict[str, str] = {}
     for record in report.layers:
         for advisory in record.advisories:
-            kinds[advisory.check].append(record.name)
+            kinds[advisory.check].append(record.name or "<root>")
             reasons.setdefault(advisory.check, advisory.reason)
+    for note in report.notes:  # simple-config notes that name no layer are advisories too
+        if note.code == CONFIG_NOTE_CODE:
+            kinds[note.check].append(note.layer or "<config>")
+            reasons.setdefault(note.check, note.reason)
     for check, names in sorted(kinds.items()):
-        logger.warning("%s on %d layer(s): %s (e.g. %s)", check, len(names), ", ".join(names), reasons[check])
+        shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+        logger.warning("%s on %d layer(s): %s (e.g. %s)", check, len(names), shown, reasons[check])
 
 
 def _write(config_file: PathArg, report: Report, text: str) -> Report:

@@ -1,17 +1,28 @@
-"""Decisions -> the analysis report: one record per layer the analysis saw, a summary and provenance."""
+"""Decisions -> the analysis report: one record per layer the analysis saw, a summary and provenance.
+
+The report accounts for every module that could have been a layer: every candidate (Linear, Conv2d,
+ConvTranspose2d), every module that owns a Gemm/MatMul/Conv/ConvTranspose op (functional calls included),
+and every Linear/Conv*/ConvTranspose* of any rank. Each gets one decision and a one-line reason; the JSON
+form is described by `schemas/report.schema.json`.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from analyzer.checks import Finding, Severity
 from analyzer.layers import GraphIndex, Layer
 from analyzer.resolve import LayerSetting
+from graph import keys
 from graph.ir import Producer
+
+REPORT_SCHEMA = "report.schema.json"
+REPORT_VERSION = 1
 
 QUANTIZE = "quantize"
 SKIPPED = "skipped by config"
@@ -19,9 +30,34 @@ EXCLUDED = "excluded"
 NOT_CANDIDATE = "not a candidate"
 DECISIONS = (QUANTIZE, SKIPPED, EXCLUDED, NOT_CANDIDATE)
 
+CONFIG_NOTE_CODE = "QS301"
+
+_SOURCES = {
+    "default": "built-in defaults",
+    "global": "the global settings of the simple config",
+    "override_layer_types": "override_layer_types",
+    "override_layer_configs": "override_layer_configs",
+}
+
+# ANSI SGR colours per decision, used only when the caller asks for colour (the CLI does on a terminal)
+_COLOURS = {QUANTIZE: "32", SKIPPED: "33", EXCLUDED: "31", NOT_CANDIDATE: "2"}
+_BOLD = "1"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("quantscope")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0.1.0"
+
 
 @dataclass(frozen=True, slots=True)
 class Advisory:
+    """A note on a layer that does not change its decision (Cin <= 16, a surprising simple-config entry)."""
+
     code: str
     check: str
     reason: str
@@ -29,7 +65,20 @@ class Advisory:
 
 @dataclass(frozen=True, slots=True)
 class LayerRecord:
-    """What QuantScope decided about one module, and why."""
+    """What QuantScope decided about one module, and why.
+
+    Attributes:
+        name: the module's name in `named_modules()` ("" for the root module).
+        class_name: `type(module).__name__`.
+        layer_type: the quantizable type (`Linear`, `Conv2d`, `ConvTranspose2d`) when a candidate, else None.
+        op_types: the op type of each quantizable op the module made, in graph order.
+        nodes: the ONNX node name of each of those ops.
+        weight_shape: the dims of the first op's weight initializer, None when no op has one.
+        decision: one of `quantize`, `skipped by config`, `excluded`, `not a candidate`.
+        code, check: the check behind the decision (None for `quantize` and `skipped by config`).
+        reason: one line naming the layer and the value.
+        advisories: notes that leave the decision as it is.
+    """
 
     name: str
     class_name: str
@@ -43,10 +92,25 @@ class LayerRecord:
     reason: str
     advisories: tuple[Advisory, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "class_name": self.class_name,
+            "layer_type": self.layer_type,
+            "op_types": list(self.op_types),
+            "nodes": list(self.nodes),
+            "weight_shape": None if self.weight_shape is None else list(self.weight_shape),
+            "decision": self.decision,
+            "code": self.code,
+            "check": self.check,
+            "reason": self.reason,
+            "advisories": [{"code": a.code, "check": a.check, "reason": a.reason} for a in self.advisories],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The analysis of one model: every layer's record, the findings not tied to a layer, and where it came from.
+    """The analysis of one model: every layer's record, findings tied to no layer, and where it came from.
 
     Returned by both library calls; `to_json()` gives the form `schemas/report.schema.json` describes and
     `to_text()` a table a person reads at a glance.
@@ -56,15 +120,21 @@ class Report:
     notes: tuple[Finding, ...]
     producer: Producer
     config_file: str | None = None
-    summary: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def quantized(self) -> tuple[str, ...]:
+        """Names of the layers written with `retrain_enable: true`."""
         return tuple(r.name for r in self.layers if r.decision == QUANTIZE)
 
     @property
     def excluded(self) -> tuple[str, ...]:
+        """Names of the candidate layers a check left out of the config."""
         return tuple(r.name for r in self.layers if r.decision == EXCLUDED)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        """Names of the layers the simple config disabled (in the config with `retrain_enable: false`)."""
+        return tuple(r.name for r in self.layers if r.decision == SKIPPED)
 
     def record(self, name: str) -> LayerRecord:
         """The record of layer `name` (KeyError when the analysis did not see it)."""
@@ -73,90 +143,229 @@ class Report:
                 return rec
         raise KeyError(name)
 
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Counts by decision, by the check that excluded a layer and by advisory kind; the summary line."""
+        decisions = Counter(r.decision for r in self.layers)
+        excluded = Counter(r.check or "?" for r in self.layers if r.decision == EXCLUDED)
+        advisories = Counter(a.check for r in self.layers for a in r.advisories)
+        return {
+            "layers": len(self.layers),
+            "decisions": {d: decisions[d] for d in DECISIONS},
+            "excluded_by_check": dict(sorted(excluded.items())),
+            "advisories_by_check": dict(sorted(advisories.items())),
+            "line": self.summary_line(),
+        }
+
     def summary_line(self) -> str:
-        """One line: N quantized, M excluded by reason, K skipped by config."""
+        """One line: N quantized, M excluded by reason, K skipped by config, J not candidates."""
         counts = Counter(r.decision for r in self.layers)
-        reasons = Counter(r.check for r in self.layers if r.decision == EXCLUDED)
-        text = f"{counts[QUANTIZE]} layers quantized, {counts[EXCLUDED]} excluded"
+        reasons = Counter(r.check or "?" for r in self.layers if r.decision == EXCLUDED)
+        text = (
+            f"{counts[QUANTIZE]} {_plural(counts[QUANTIZE], 'layer')} quantized, {counts[EXCLUDED]} excluded"
+        )
         if reasons:
             text += " (" + ", ".join(f"{name}: {n}" for name, n in sorted(reasons.items())) + ")"
         if counts[SKIPPED]:
             text += f", {counts[SKIPPED]} skipped by config"
         if counts[NOT_CANDIDATE]:
-            text += f", {counts[NOT_CANDIDATE]} not candidates"
+            text += (
+                f", {counts[NOT_CANDIDATE]} not {_plural(counts[NOT_CANDIDATE], 'a candidate', 'candidates')}"
+            )
         return text
 
-    def to_dict(self) -> dict[str, Any]:
+    def provenance(self) -> dict[str, Any]:
+        """Versions, exporter, opset and input shapes of the analysed graph."""
+        p = self.producer
         return {
-            "summary": dict(self.summary),
-            "provenance": {k: v for k, v in asdict(self.producer).items()},
+            "quantscope_version": _version(),
+            "exporter": p.exporter,
+            "opset": p.opset,
+            "torch_version": p.torch_version,
+            "onnx_version": p.onnx_version,
+            "producer_name": p.producer_name,
+            "producer_version": p.producer_version,
+            "input_shapes": [list(shape) for shape in p.input_shapes],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form as Python objects, keys in a fixed order."""
+        return {
+            "version": REPORT_VERSION,
+            "provenance": self.provenance(),
             "config_file": self.config_file,
-            "layers": [asdict(r) for r in self.layers],
+            "summary": self.summary,
+            "layers": [r.to_dict() for r in self.layers],
             "notes": [
-                {"code": f.code, "check": f.check, "severity": f.severity.value, "layer": f.layer, "reason": f.reason}
+                {
+                    "code": f.code,
+                    "check": f.check,
+                    "severity": f.severity.value,
+                    "layer": f.layer,
+                    "reason": f.reason,
+                    "nodes": list(f.nodes),
+                }
                 for f in self.notes
             ],
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """The report as JSON (2-space indent, deterministic), valid against `schemas/report.schema.json`."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
-    def to_text(self) -> str:
-        """A plain-text table: one row per layer, aligned columns, then the summary line."""
-        header = ("layer", "class", "ops", "decision", "code", "reason")
-        rows = [
-            (r.name or "<root>", r.class_name, ",".join(sorted(set(r.op_types))) or "-", r.decision, r.code or "", r.reason)
-            for r in self.layers
-        ]
-        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header) - 1)]
-        lines = []
-        for row in [header, *rows]:
-            cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
-            lines.append("  ".join([*cells, str(row[-1])]).rstrip())
-        for rec in self.layers:
-            for adv in rec.advisories:
-                lines.append(f"advisory {adv.code} {adv.check}: {adv.reason}")
-        for note in self.notes:
-            lines.append(f"note {note.code} {note.check}: {note.reason}")
-        lines.append(self.summary_line())
-        return "\n".join(lines)
+    def to_text(self, color: bool = False) -> str:
+        """A table, one row per layer with aligned columns, then advisories, notes and the summary line.
+
+        Args:
+            color: colour the decision column and the headings with ANSI codes (for a terminal).
+        """
+        return "\n".join(_text_lines(self, color))
 
 
-def _record(layer: Layer, findings: list[Finding], setting: LayerSetting | None) -> LayerRecord:
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return one if n == 1 else (many or one + "s")
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color and text else text
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without ANSI colour codes."""
+    return _ANSI.sub("", text)
+
+
+def _local(reason: str, name: str) -> str:
+    """A reason without the leading `name: ` of each of its parts (the table already names the layer)."""
+    prefix = f"{name or '<root>'}: "
+    return "; ".join(part.removeprefix(prefix) for part in reason.split("; "))
+
+
+def _ops_cell(op_types: tuple[str, ...]) -> str:
+    if not op_types:
+        return "-"
+    counts = Counter(op_types)
+    return ",".join(f"{op}x{n}" if n > 1 else op for op, n in sorted(counts.items()))
+
+
+def _shape_cell(shape: tuple[int | None, ...] | None) -> str:
+    if shape is None:
+        return "-"
+    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+def _inputs_text(shapes: Iterable[tuple[int | None, ...]]) -> str:
+    return ", ".join(_shape_cell(s) for s in shapes) or "unknown"
+
+
+def _text_lines(report: Report, color: bool) -> Iterable[str]:
+    p = report.producer
+    opset = f"opset {p.opset}" if p.opset is not None else "opset unknown"
+    yield f"QuantScope {_version()}: {p.exporter} export, {opset}, inputs {_inputs_text(p.input_shapes)}"
+    yield ""
+    header = ("layer", "class", "ops", "weight", "decision", "code", "reason")
+    rows = [
+        (
+            r.name or "<root>",
+            r.class_name,
+            _ops_cell(r.op_types),
+            _shape_cell(r.weight_shape),
+            r.decision,
+            r.code or ("(" + ",".join(sorted({a.code for a in r.advisories})) + ")" if r.advisories else ""),
+            _local(r.reason, r.name),
+        )
+        for r in report.layers
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+
+    def line(row: tuple[str, ...], decision: str | None) -> str:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        if decision is not None:
+            cells[4] = _paint(cells[4], _COLOURS[decision], color)
+        else:
+            cells = [_paint(cell, _BOLD, color) for cell in cells]
+        last = _paint(row[-1], _BOLD, color) if decision is None else row[-1]
+        return "  ".join([*cells, last]).rstrip()
+
+    yield line(header, None)
+    for rec, row in zip(report.layers, rows, strict=True):
+        yield line(row, rec.decision)
+    advisories = [(r, a) for r in report.layers for a in r.advisories]
+    if advisories:
+        yield ""
+        yield _paint("advisories (the layer keeps its decision):", _BOLD, color)
+        for _rec, adv in advisories:
+            yield f"  {adv.code} {adv.check}: {adv.reason}"
+    if report.notes:
+        yield ""
+        yield _paint("notes:", _BOLD, color)
+        for note in report.notes:
+            yield f"  {note.code} {note.check}: {note.reason}"
+    yield ""
+    yield _paint(report.summary_line(), _BOLD, color)
+
+
+def _quantize_reason(layer: Layer, setting: LayerSetting) -> str:
+    data, weight = setting.data, setting.weight
+    granularity = "per-channel" if weight.channel_wise else "per-tensor"
+    source = _SOURCES.get(setting.source, setting.source)
+    return f"{layer.name}: {data.dst_type} data / {weight.dst_type} weight, {weight.algo} {granularity} ({source})"
+
+
+def _record(
+    layer: Layer, findings: list[Finding], setting: LayerSetting | None, notes: Iterable[Finding]
+) -> LayerRecord:
     excluding = [f for f in findings if f.severity is Severity.EXCLUDE]
     info = [f for f in findings if f.severity is Severity.INFO]
-    advisories = tuple(Advisory(f.code, f.check, f.reason) for f in findings if f.severity is Severity.ADVISORY)
+    # a non-candidate's INFO finding is its reason; every other non-excluding finding is an advisory
+    kept = [
+        f
+        for f in findings
+        if f.severity is Severity.ADVISORY or (f.severity is Severity.INFO and layer.is_candidate)
+    ]
+    advisories = tuple(Advisory(f.code, f.check, f.reason) for f in (*kept, *notes))
     first_weight = next((op.weight_dims for op in layer.ops if op.weight is not None), None)
-    common = dict(
-        name=layer.name,
-        class_name=layer.class_name,
-        layer_type=layer.layer_type,
-        op_types=tuple(op.op_type for op in layer.ops),
-        nodes=tuple(op.onnx_name for op in layer.ops),
-        weight_shape=first_weight,
-        advisories=advisories,
-    )
+    common: dict[str, Any] = {
+        "name": layer.name,
+        "class_name": layer.class_name,
+        "layer_type": layer.layer_type,
+        "op_types": tuple(op.op_type for op in layer.ops),
+        "nodes": tuple(op.onnx_name for op in layer.ops),
+        "weight_shape": first_weight,
+        "advisories": advisories,
+    }
     if not layer.is_candidate:
         first = info[0] if info else None
         return LayerRecord(
-            **common,  # type: ignore[arg-type]
+            **common,
             decision=NOT_CANDIDATE,
             code=first.code if first else None,
             check=first.check if first else None,
-            reason=first.reason if first else f"class {layer.class_name} is not a quantizable type",
+            reason=first.reason
+            if first
+            else f"{layer.name or '<root>'}: class {layer.class_name} is not a quantizable type",
         )
     if excluding:
         return LayerRecord(
-            **common,  # type: ignore[arg-type]
+            **common,
             decision=EXCLUDED,
             code=excluding[0].code,
             check=excluding[0].check,
             reason="; ".join(f.reason for f in excluding),
         )
-    assert setting is not None
+    if setting is None:
+        raise ValueError(f"no resolved setting for candidate layer {layer.name!r}, and no check excluded it")
     if not setting.retrain_enable:
-        return LayerRecord(**common, decision=SKIPPED, code=None, check=None, reason=f"{layer.name}: disabled by the simple config")  # type: ignore[arg-type]
-    return LayerRecord(**common, decision=QUANTIZE, code=None, check=None, reason=f"{layer.name}: {layer.layer_type}, settings from {setting.source}")  # type: ignore[arg-type]
+        return LayerRecord(
+            **common,
+            decision=SKIPPED,
+            code=None,
+            check=None,
+            reason=f"{layer.name}: retrain_enable false, disabled by the simple config (skip lists)",
+        )
+    return LayerRecord(
+        **common, decision=QUANTIZE, code=None, check=None, reason=_quantize_reason(layer, setting)
+    )
 
 
 def excluding_findings(findings: tuple[Finding, ...]) -> dict[str, list[Finding]]:
@@ -175,18 +384,28 @@ def build_report(
     config_notes: tuple[Finding, ...] = (),
     config_file: str | None = None,
 ) -> Report:
+    """Turn the checks' findings and the resolved settings into one record per layer.
+
+    Args:
+        index: the indexed graph (its layers are the report's rows, in named_modules() order).
+        findings: every check's findings.
+        settings: the resolved setting of every layer that is in the config, by name.
+        config_notes: notes on the simple config (QS301); those naming a layer become its advisories.
+        config_file: where the config was written, if it was.
+    """
     by_layer: dict[str | None, list[Finding]] = {}
     for f in findings:
         by_layer.setdefault(f.layer, []).append(f)
-    records = tuple(_record(layer, by_layer.get(layer.name, []), settings.get(layer.name)) for layer in index.layers)
+    notes_by_layer: dict[str | None, list[Finding]] = {}
+    for note in config_notes:
+        notes_by_layer.setdefault(note.layer, []).append(note)
+    records = tuple(
+        _record(
+            layer, by_layer.get(layer.name, []), settings.get(layer.name), notes_by_layer.get(layer.name, ())
+        )
+        for layer in index.layers
+    )
     layer_names = {layer.name for layer in index.layers}
-    notes = tuple(f for f in findings if f.layer is None or f.layer not in layer_names) + config_notes
-    counts = Counter(r.decision for r in records)
-    reasons = Counter(r.check for r in records if r.decision == EXCLUDED)
-    summary = {
-        "decisions": {d: counts[d] for d in DECISIONS},
-        "excluded_by_check": dict(sorted(reasons.items())),  # type: ignore[type-var]
-        "advisories_by_check": dict(sorted(Counter(a.check for r in records for a in r.advisories).items())),
-    }
-    producer = index.graph.graph.get("producer") or Producer("unknown")
-    return Report(records, notes, producer, config_file, summary)
+    notes = tuple(f for f in (*findings, *config_notes) if f.layer is None or f.layer not in layer_names)
+    producer = index.graph.graph.get(keys.GRAPH_PRODUCER) or Producer("unknown")
+    return Report(records, notes, producer, config_file)

@@ -1,0 +1,210 @@
+"""A hand-edited config JSON -> every problem in it, each with its JSON path.
+
+Three layers of checking, each independent of the next so that one run lists everything:
+1. parsing: JSON syntax, and no key repeated in an object (AMCT rejects repeated keys);
+2. the config schema (`schemas/config.schema.json`, the one every generated config satisfies) and the value
+   rules the schema cannot express (allowed data/weight `dst_type` pairs, no INT4 activations);
+3. given the model's analysis report: every layer key names a quantizable layer of the model, no layer the
+   analysis excluded is added back, and `channel_wise` is false on every Linear.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from analyzer.emit import schema_errors
+from analyzer.report import EXCLUDED, NOT_CANDIDATE, QUANTIZE, SKIPPED, Report
+
+TOP_LEVEL_KEYS = frozenset({"version", "batch_num", "fakequant_precision_mode"})
+# (data dst_type, weight dst_type) pairs AMCT accepts; INT4 activations are rejected at generation time
+ALLOWED_DST_PAIRS = frozenset({("INT8", "INT8"), ("INT16", "INT8"), ("INT8", "INT4")})
+
+# kinds of problem, as printed
+SYNTAX = "syntax"
+DUPLICATE_KEY = "duplicate-key"
+SCHEMA = "schema"
+DST_TYPE = "dst-type"
+UNKNOWN_LAYER = "unknown-layer"
+NOT_QUANTIZABLE = "not-quantizable"
+EXCLUDED_LAYER = "excluded-layer"
+CHANNEL_WISE_LINEAR = "channel-wise-linear"
+KINDS = (
+    SYNTAX,
+    DUPLICATE_KEY,
+    SCHEMA,
+    DST_TYPE,
+    UNKNOWN_LAYER,
+    NOT_QUANTIZABLE,
+    EXCLUDED_LAYER,
+    CHANNEL_WISE_LINEAR,
+)
+
+_PROPERTY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # the names jsonschema writes as `.name` in a JSON path
+_PATH_PREFIX = re.compile(r"^\$(?:\.[a-zA-Z][a-zA-Z0-9_]*|\[\d+\]|\['(?:[^'\\]|\\.)*'\])*")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Problem:
+    """One mistake in a config: where (a JSON path, as jsonschema writes it), what kind, and a message."""
+
+    path: str
+    kind: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.kind}: {self.message}"
+
+
+def json_path(parts: Sequence[str | int]) -> str:
+    """The JSON path of `parts` in the notation jsonschema uses (`$.a['b.c'][0]`)."""
+    path = "$"
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _PROPERTY.match(part):
+            path += "." + part
+        else:
+            path += "['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']"
+    return path
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys that appeared more than once in the text."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    repeated = []
+    for key, value in pairs:
+        if key in obj and key not in repeated:
+            repeated.append(key)
+        obj[key] = value
+    obj.duplicates = tuple(repeated)
+    return obj
+
+
+def parse(text: str | bytes) -> tuple[Any, list[Problem]]:
+    """Parse config JSON; return the object (None when unparsable) and the syntax / duplicate-key problems."""
+    try:
+        obj = json.loads(text, object_pairs_hook=_object)
+    except json.JSONDecodeError as err:
+        return None, [Problem("$", SYNTAX, f"line {err.lineno} column {err.colno}: {err.msg}")]
+    except UnicodeDecodeError as err:
+        return None, [Problem("$", SYNTAX, f"not UTF-8 text (byte {err.start}: {err.reason})")]
+    except RecursionError:
+        return None, [Problem("$", SYNTAX, "nested too deeply")]
+    return obj, list(_duplicates(obj, []))
+
+
+def _duplicates(value: Any, parts: list[str | int]) -> Iterator[Problem]:
+    if isinstance(value, _Object):
+        for key in value.duplicates:
+            yield Problem(
+                json_path([*parts, key]),
+                DUPLICATE_KEY,
+                f"key {key!r} appears more than once (AMCT rejects it)",
+            )
+        for key, child in value.items():
+            yield from _duplicates(child, [*parts, key])
+    elif isinstance(value, list):
+        for position, child in enumerate(value):
+            yield from _duplicates(child, [*parts, position])
+
+
+def _schema_problems(obj: Any) -> Iterator[Problem]:
+    for error in schema_errors(obj):
+        match = _PATH_PREFIX.match(error)
+        path = match.group(0) if match else "$"
+        message = error[len(path) + 2 :] if error.startswith(path + ": ") else error
+        yield Problem(path, SCHEMA, message)
+
+
+def _layers(obj: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The layer entries of a config object (every top-level key but the global ones)."""
+    if not isinstance(obj, dict):
+        return
+    for key, value in obj.items():
+        if key not in TOP_LEVEL_KEYS:
+            yield key, value if isinstance(value, dict) else {}
+
+
+def _dst_problems(obj: Any) -> Iterator[Problem]:
+    for name, layer in _layers(obj):
+        data, weight = layer.get("retrain_data_config"), layer.get("retrain_weight_config")
+        if not isinstance(data, dict) or not isinstance(weight, dict):
+            continue
+        act, wts = data.get("dst_type", "INT8"), weight.get("dst_type", "INT8")
+        if not isinstance(act, str) or not isinstance(wts, str):
+            continue  # the schema reports it
+        path = json_path([name, "retrain_data_config", "dst_type"])
+        if act == "INT4":
+            yield Problem(
+                path, DST_TYPE, f"layer {name!r}: INT4 quantization aware training is not supported"
+            )
+        elif (act, wts) not in ALLOWED_DST_PAIRS and act in {"INT8", "INT16"} and wts in {"INT4", "INT8"}:
+            allowed = ", ".join(f"{a}/{w}" for a, w in sorted(ALLOWED_DST_PAIRS))
+            yield Problem(
+                path,
+                DST_TYPE,
+                f"layer {name!r}: data/weight dst_type {act}/{wts} is not an allowed pair ({allowed})",
+            )
+
+
+def _model_problems(obj: Any, report: Report, model: str) -> Iterator[Problem]:
+    records = {record.name: record for record in report.layers}
+    configurable = sorted(r.name for r in report.layers if r.decision in (QUANTIZE, SKIPPED))
+    for name, layer in _layers(obj):
+        path = json_path([name])
+        record = records.get(name)
+        if record is None:
+            close = difflib.get_close_matches(name, configurable, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            yield Problem(path, UNKNOWN_LAYER, f"no layer named {name!r} in {model}{hint}")
+            continue
+        if record.decision == NOT_CANDIDATE:
+            yield Problem(path, NOT_QUANTIZABLE, f"{name!r} is not a quantizable layer: {record.reason}")
+            continue
+        if record.decision == EXCLUDED:
+            enabled = layer.get("retrain_enable") is True
+            verb = "re-enabled" if enabled else "added back"
+            yield Problem(
+                path,
+                EXCLUDED_LAYER,
+                f"{name!r} is {verb}, but the analysis excluded it "
+                f"({record.code} {record.check}: {record.reason})",
+            )
+            continue
+        weight = layer.get("retrain_weight_config")
+        if record.layer_type == "Linear" and isinstance(weight, dict) and weight.get("channel_wise") is True:
+            yield Problem(
+                json_path([name, "retrain_weight_config", "channel_wise"]),
+                CHANNEL_WISE_LINEAR,
+                f"layer {name!r} is a Linear: channel_wise must be false",
+            )
+
+
+def validate_config(
+    text: str | bytes, report: Report | None = None, model: str = "the model"
+) -> list[Problem]:
+    """Every problem of a config JSON text, sorted by JSON path.
+
+    Args:
+        text: the config file's content.
+        report: the analysis report of the model the config is for; without it only the file is checked.
+        model: how messages name the model (e.g. its file name).
+    """
+    obj, problems = parse(text)
+    if obj is None:
+        return problems
+    problems.extend(_schema_problems(obj))
+    problems.extend(_dst_problems(obj))
+    if report is not None:
+        problems.extend(_model_problems(obj, report, model))
+    return sorted(set(problems))
