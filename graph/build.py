@@ -32,6 +32,7 @@ def build_graph(exported: ExportedGraph) -> nx.DiGraph:
     graph.graph[keys.GRAPH_TIED] = exported.tied_parameters
 
     producers: dict[str, Any] = {}
+    node: tuple[str, str | int]
     for tensor in exported.initializers:
         node = init_key(tensor.name)
         graph.add_node(

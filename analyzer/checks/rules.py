@@ -228,7 +228,7 @@ def small_cin(index: GraphIndex) -> Iterator[Finding]:
                 continue
             if op.op_type == "Conv":
                 group = graph.nodes[op.node][keys.ATTRS].get("group") or 1
-                cin = int(dims[1]) * int(group)  # type: ignore[call-overload]
+                cin = int(dims[1]) * int(group) if isinstance(group, int) else int(dims[1])
             else:
                 cin = int(dims[0])
             if cin <= SMALL_CIN:
@@ -254,10 +254,9 @@ def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
                 owner = index.owner(node)
                 if node in own or owner == layer.name:
                     continue
-                if owner in index.by_name and index.by_name[owner].is_candidate:
+                if owner is not None and owner in index.by_name and index.by_name[owner].is_candidate:
                     continue  # a candidate reader is the shared-weight check's business
-                if graph.nodes[node][keys.OP_TYPE] in QUANTIZABLE_OPS or owner != layer.name:
-                    readers.append(f"{graph.nodes[node][keys.OP_TYPE]} of {owner or '<unknown>'}")
+                readers.append(f"{graph.nodes[node][keys.OP_TYPE]} of {owner or '<unknown>'}")
             if readers:
                 yield WEIGHT_USED_ELSEWHERE.finding(
                     layer.name,
