@@ -10,7 +10,7 @@ from typing import Any
 
 from analyzer.checks.base import Check, Finding, Severity
 from analyzer.layers import GraphIndex, Layer, LayerOp
-from analyzer.layertypes import CONV_TYPES, LAYER_TYPES, QUANTIZABLE_OPS, SMALL_CIN
+from analyzer.layertypes import CONV_TYPES, LAYER_TYPES, SMALL_CIN
 from graph import keys
 from graph.build import TENSOR
 
