@@ -523,9 +523,13 @@ def _resolve_layer(
             "supported; use INT8 or INT16 for retrain_data_quant_config"
         )
     elif (data.dst_type, weight.dst_type) not in ALLOWED_DST_PAIRS:
+        if part.data_origin == part.weight_origin:
+            origin = f"from {part.data_origin}"
+        else:
+            origin = f"data from {part.data_origin}, weight from {part.weight_origin}"
         problems.append(
-            f"dst_type pair (data {data.dst_type} from {part.data_origin}, weight {weight.dst_type} from "
-            f"{part.weight_origin}) is not allowed; allowed (data, weight) pairs: {_ALLOWED_PAIRS_TEXT}"
+            f"dst_type pair data {data.dst_type} / weight {weight.dst_type} ({origin}) is not allowed; "
+            f"allowed (data, weight) pairs: {_ALLOWED_PAIRS_TEXT}"
         )
     if layer_type == "Linear" and weight.channel_wise:
         problems.append(
