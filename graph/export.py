@@ -1,7 +1,7 @@
-"""Torch model -> `ExportedGraph`, in memory.
+"""Torch model -> `ExportedGraph` in memory (the library call), or -> ONNX file + mapping file (`export_onnx`).
 
-The only module of `graph/` that imports torch (lazily, inside the functions), so the offline path runs
-without it. The dynamo exporter is used with `optimize=False` (the optimizer fuses BatchNorm into Conv
+With `graph.torchscript`, the only modules of `graph/` that import torch (lazily, inside the functions), so
+the offline path runs without it. The dynamo exporter is used with `optimize=False` (the optimizer fuses BatchNorm into Conv
 and merges initializers, which would change the owners and the sharing the checks read) at opset 18;
 the in-memory IR it returns references the model's tensors, so no weight is ever copied or written.
 """
@@ -11,11 +11,15 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graph.ir import AttrValue, ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.proto import node_keys
 from graph.scopes import dynamo_owner
 
 if TYPE_CHECKING:
@@ -58,7 +62,9 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
     wrappers: tuple[type, ...] = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
     while isinstance(model, wrappers):
-        model = model.module
+        inner = model.module
+        assert isinstance(inner, torch.nn.Module)
+        model = inner
     return model
 
 
@@ -95,7 +101,7 @@ def tied_parameters(model: torch.nn.Module) -> tuple[tuple[str, ...], ...]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Silence the exporters' warnings, progress prints and logs for the duration of an export."""
     saved = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
     try:
@@ -132,7 +138,7 @@ def _ir_attr(value: Any) -> AttrValue:
     if isinstance(value, (list, tuple)):
         items = tuple(value)
         if all(isinstance(item, (int, float, str)) for item in items):
-            return items  # type: ignore[return-value]
+            return items
     return None
 
 
@@ -146,11 +152,12 @@ def graph_from_ir(model_ir: Any, modules: tuple[ModuleInfo, ...], producer: Prod
     """Read an onnx_ir `Model` (as the dynamo exporter returns it) without touching tensor data."""
     graph = model_ir.graph
     nodes = []
-    for index, node in enumerate(graph):
+    names = node_keys(node.name or "" for node in graph)
+    for name, node in zip(names, graph, strict=True):
         owner, owner_class = dynamo_owner(node.metadata_props)
         nodes.append(
             NodeRecord(
-                name=node.name or f"#{index}",
+                name=name,
                 op_type=node.op_type,
                 inputs=tuple(value.name if value is not None else "" for value in node.inputs),
                 outputs=tuple(value.name for value in node.outputs),
@@ -160,7 +167,9 @@ def graph_from_ir(model_ir: Any, modules: tuple[ModuleInfo, ...], producer: Prod
                 domain=node.domain,
             )
         )
-    initializers = tuple(TensorRecord(name, _ir_dims(value.shape)) for name, value in graph.initializers.items())
+    initializers = tuple(
+        TensorRecord(name, _ir_dims(value.shape)) for name, value in graph.initializers.items()
+    )
     inputs = tuple(TensorRecord(value.name, _ir_dims(value.shape)) for value in graph.inputs)
     return ExportedGraph(tuple(nodes), initializers, inputs, modules, producer)
 
@@ -177,16 +186,15 @@ def export_dynamo_ir(model: torch.nn.Module, args: tuple[Any, ...]) -> Any:
     """Run the dynamo exporter in memory; return the `ONNXProgram`."""
     import torch
 
-    with _quiet():
+    with quiet():
         return torch.onnx.export(model, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False)
 
 
-def _dynamo(model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[ModuleInfo, ...]) -> ExportedGraph:
+def _dynamo_producer(args: tuple[Any, ...]) -> Producer:
     import onnx
     import torch
 
-    program = export_dynamo_ir(model, args)
-    producer = Producer(
+    return Producer(
         exporter="dynamo",
         opset=OPSET,
         torch_version=str(torch.__version__),
@@ -195,10 +203,16 @@ def _dynamo(model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[Module
         producer_version=str(torch.__version__),
         input_shapes=_input_shapes(args),
     )
-    return graph_from_ir(program.model, modules, producer)
 
 
-def _torchscript(model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[ModuleInfo, ...]) -> ExportedGraph:
+def _dynamo(model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[ModuleInfo, ...]) -> ExportedGraph:
+    program = export_dynamo_ir(model, args)
+    return graph_from_ir(program.model, modules, _dynamo_producer(args))
+
+
+def _torchscript(
+    model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[ModuleInfo, ...]
+) -> ExportedGraph:
     from graph.torchscript import export_torchscript
 
     return export_torchscript(model, args, modules, _input_shapes(args))
@@ -213,30 +227,172 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
         exporter: "dynamo" or "torchscript" to force one; None tries dynamo, then TorchScript.
 
     Raises:
+        ValueError: `exporter` is not one of `EXPORTERS`.
         ExportError: every exporter tried failed; the message names each one's error.
     """
+    if exporter is not None and exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)} or None, got {exporter!r}")
     model = unwrap(model)
     args = _as_args(input_data)
     modules = module_table(model)
-    tied = tied_parameters(model)
     chosen = EXPORTERS if exporter is None else (exporter,)
     errors: list[tuple[str, BaseException]] = []
     with eval_mode(model):
         for name in chosen:
             try:
-                graph = _dynamo(model, args, modules) if name == "dynamo" else _torchscript(model, args, modules)
+                graph = (
+                    _dynamo(model, args, modules) if name == "dynamo" else _torchscript(model, args, modules)
+                )
             except Exception as err:  # the exporters raise anything; every failure is reported below
                 logger.debug("%s exporter failed: %s", name, err)
                 errors.append((name, err))
                 continue
             if errors:
                 logger.info("dynamo exporter failed (%s); used the TorchScript exporter", errors[0][1])
-            return _with_ties(graph, tied)
+            return with_model_facts(graph, model)
+    raise _failure(errors)
+
+
+def _failure(errors: list[tuple[str, BaseException]]) -> ExportError:
     detail = "; ".join(f"{name} exporter: {type(err).__name__}: {err}" for name, err in errors)
-    raise ExportError(f"the model could not be exported to ONNX ({detail})") from errors[-1][1]
+    failure = ExportError(f"the model could not be exported to ONNX ({detail})")
+    failure.__cause__ = errors[-1][1]
+    return failure
 
 
-def _with_ties(graph: ExportedGraph, tied: tuple[tuple[str, ...], ...]) -> ExportedGraph:
-    from dataclasses import replace
+def with_model_facts(graph: ExportedGraph, model: torch.nn.Module) -> ExportedGraph:
+    """Add what only the model knows: its tied parameter groups, and for each initializer that is a
+    parameter or buffer by name, every name that tensor has in the model."""
+    tied = tied_parameters(model)
+    state = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    state |= {name for name, _ in model.named_buffers(remove_duplicate=False)}
+    mates = {name: group for group in tied for name in group}
+    initializers = []
+    for tensor in graph.initializers:
+        names = set(tensor.params)
+        if not names and tensor.name in state:
+            names.add(tensor.name)
+        for name in tuple(names):
+            names.update(mates.get(name, ()))
+        initializers.append(replace(tensor, params=tuple(sorted(names))))
+    return replace(graph, initializers=tuple(initializers), tied_parameters=tied)
 
-    return replace(graph, tied_parameters=tied)
+
+def default_mapping_path(onnx_file: str | os.PathLike[str]) -> Path:
+    """Where the mapping of `onnx_file` goes by default: `.onnx` replaced by `.mapping.json`."""
+    path = Path(onnx_file)
+    if path.suffix.lower() == ".onnx":
+        return path.with_suffix(".mapping.json")
+    return path.with_name(path.name + ".mapping.json")
+
+
+@dataclass(frozen=True, slots=True)
+class OnnxExport:
+    """The files `export_onnx` wrote."""
+
+    onnx_file: Path
+    data_file: Path  # the weights (external data), beside the ONNX file
+    mapping_file: Path
+    exporter: str
+
+
+def export_onnx(
+    model: torch.nn.Module,
+    input_data: Any,
+    onnx_file: str | os.PathLike[str],
+    mapping_file: str | os.PathLike[str] | None = None,
+    exporter: str = "dynamo",
+) -> OnnxExport:
+    """Export `model` to an ONNX file plus the mapping file the offline analysis reads.
+
+    The weights go to `<onnx file name>.data` beside the ONNX file (external data); the mapping (module
+    names and classes, node -> module, initializer -> parameters, tied parameters, provenance) goes to
+    `mapping_file`, by default the ONNX path with `.mapping.json` instead of `.onnx`. Analysing the pair
+    with `analyzer.create_quant_retrain_config_from_onnx` gives the same config as
+    `analyzer.create_quant_retrain_config` on the model.
+
+    Args:
+        model: the model (a DataParallel/DistributedDataParallel wrapper is unwrapped); left unchanged.
+        input_data: a tuple of example inputs, or a single tensor.
+        onnx_file: where the ONNX file is written (an existing one is replaced; folders are created).
+        mapping_file: where the mapping is written; None for the default beside the ONNX file.
+        exporter: "dynamo" (default, module scopes in the node metadata too) or "torchscript" (the exporter's
+            usual settings, as AMCT and older tools export: BatchNorm folded, equal initializers merged).
+
+    Returns:
+        The paths written.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: `exporter` is not "dynamo" or "torchscript".
+        ExportError: the export failed (the exporter's error is chained).
+        OSError: a file cannot be written; an existing ONNX or mapping file is then left as it was.
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(input_data, (tuple, torch.Tensor)):
+        raise TypeError(
+            f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}"
+        )
+    for value, argument, optional in ((onnx_file, "onnx_file", False), (mapping_file, "mapping_file", True)):
+        if not (isinstance(value, (str, os.PathLike)) or (optional and value is None)):
+            raise TypeError(f"{argument} must be str or os.PathLike, got {type(value).__name__}")
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+
+    onnx_path = Path(onnx_file)
+    mapping_path = Path(mapping_file) if mapping_file is not None else default_mapping_path(onnx_path)
+    data_path = onnx_path.with_name(onnx_path.name + ".data")
+    model = unwrap(model)
+    args = _as_args(input_data)
+    modules = module_table(model)
+    with eval_mode(model):
+        try:
+            ir_model, graph = _export_for_file(model, args, modules, exporter)
+        except Exception as err:  # the exporters raise anything
+            raise _failure([(exporter, err)]) from err
+        graph = with_model_facts(graph, model)
+    write_model(ir_model, onnx_path, data_path.name)
+
+    from graph.load import read_model
+    from graph.mapping import build_mapping, write_mapping
+
+    saved = read_model(onnx_path)
+    write_mapping(mapping_path, build_mapping(graph, saved, onnx_path.name))
+    return OnnxExport(onnx_path, data_path, mapping_path, exporter)
+
+
+def _export_for_file(
+    model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[ModuleInfo, ...], exporter: str
+) -> tuple[Any, ExportedGraph]:
+    """The onnx_ir model to save and its records."""
+    import onnx_ir as ir
+
+    if exporter == "dynamo":
+        program = export_dynamo_ir(model, args)
+        producer = _dynamo_producer(args)
+        return program.model, graph_from_ir(program.model, modules, producer)
+    from graph.torchscript import export_torchscript_file_graph
+
+    proto, graph = export_torchscript_file_graph(model, args, modules, _input_shapes(args))
+    return ir.from_proto(proto), graph
+
+
+def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
+    """Save an onnx_ir model with every weight in one external-data file `data_name` beside it.
+
+    The ONNX file is written to a temporary name and renamed, so a failure leaves an existing file as it was.
+    """
+    import onnx_ir as ir
+
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp")
+    try:
+        with quiet():
+            ir.save(ir_model, tmp, external_data=data_name)
+        os.replace(tmp, onnx_path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -1,0 +1,332 @@
+"""The TorchScript exporter (`torch.onnx.export(dynamo=False)`) -> `ExportedGraph`.
+
+The fallback when the dynamo exporter fails, and the exporter AMCT itself uses. Its ONNX carries no module
+metadata: the owner of each node is recovered from the scope-style node name the exporter writes
+(`/layer1/layer1.0/conv1/Conv`), resolved against the model's module table.
+
+How the exporter builds those names (torch 2.x, `torch/csrc/jit/passes/onnx/naming.cpp` and
+`torch.onnx.utils._setup_trace_module_map`):
+- each called module contributes one component, its *unqualified* name: the dotted `named_modules()` name
+  from its last non-numeric atom on (`layer1.0.conv1` -> `conv1`, `layer1.0` -> `layer1.0`);
+- a module that is not called (a `ModuleDict`, a `ModuleList`) contributes nothing, so `heads.cls` gives
+  `/cls/Gemm`: components are looked up among descendants, not only children;
+- the whole scope string is made unique by a counter suffix on its *last* component: the second call of
+  `blk.conv` is `/blk/conv_1`, which collides with a module really named `blk.conv_1` (whose own nodes then
+  get `/blk/conv_1/Conv_1`). Such ties are broken by the weights the node reads, then by its neighbours in
+  the same scope; a node that stays ambiguous gets no owner (reported, never guessed).
+
+Two ways to export:
+- `export_torchscript` (the analysis, in memory): `export_params=False` (no weight is copied; parameters
+  become graph inputs under their `state_dict` names), `do_constant_folding=False` (BatchNorm stays a separate
+  node, transposed Linear weights stay `Transpose` of the named parameter) and
+  `keep_initializers_as_inputs=True` (which turns off the pass that merges initializers with equal values).
+  Every weight keeps its parameter name.
+- `export_torchscript_proto` with `fold=True` (files, `graph.export.export_onnx(exporter="torchscript")`): the
+  exporter's defaults, as AMCT and most existing files have it: BatchNorm folded into the Conv (`onnx::Conv_N`),
+  equal initializers merged. Which initializer stands for which parameter is then found by value (also
+  transposed) and recorded in the mapping file.
+
+torch is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
+
+if TYPE_CHECKING:
+    import torch
+
+OPSET = 17  # the highest the TorchScript exporter supports well; AMCT uses 11, which fails on attention
+_SUFFIX = re.compile(r"^(.+)_(\d+)$")
+# ops that carry a weight to its consumer unchanged in meaning (TorchScript's Linear on 3-D input:
+# Transpose(weight) -> MatMul; merged initializers: Identity)
+_PASS_THROUGH = frozenset({"Transpose", "Identity", "Cast", "Reshape"})
+
+
+def unqualified_name(name: str) -> str:
+    """The scope component the TorchScript exporter uses for module `name` (its last non-numeric atom on)."""
+    atoms = name.split(".")
+    for index in range(len(atoms) - 1, -1, -1):
+        if not atoms[index].isnumeric():
+            return ".".join(atoms[index:])
+    return name
+
+
+def scope_of(node_name: str) -> str | None:
+    """The scope string of a node name (`/layer1/layer1.0/conv1/Conv_2` -> `/layer1/layer1.0/conv1`,
+    `/Relu` -> ``), or None for a name the exporter did not scope (`Constant_12`, `Identity_0`)."""
+    if not node_name.startswith("/"):
+        return None
+    return node_name[: node_name.rfind("/")]
+
+
+class ScopeResolver:
+    """Scope strings -> the modules they can name, over one module table."""
+
+    def __init__(self, module_names: Iterable[str]) -> None:
+        self._by_component: dict[str, list[str]] = defaultdict(list)
+        for name in module_names:
+            if name:
+                self._by_component[unqualified_name(name)].append(name)
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def _descendants(self, parent: str, component: str) -> list[str]:
+        """Modules below `parent` whose scope component is `component`, the shallowest ones only."""
+        prefix = f"{parent}." if parent else ""
+        found = [name for name in self._by_component.get(component, ()) if name.startswith(prefix)]
+        if not found:
+            return []
+        depth = min(name.count(".") for name in found)
+        return [name for name in found if name.count(".") == depth]
+
+    def candidates(self, scope: str) -> tuple[str, ...]:
+        """Every module the scope string can stand for, most likely first (an exact name before one read
+        as a repeated call `<name>_<n>`)."""
+        cached = self._cache.get(scope)
+        if cached is not None:
+            return cached
+        components = scope.split("/")[1:] if scope else []
+        current = [""]
+        for component in components[:-1]:
+            current = list(
+                dict.fromkeys(m for parent in current for m in self._descendants(parent, component))
+            )
+            if not current:
+                break
+        found: list[str] = []
+        if not components:
+            found = [""]
+        elif current:
+            last = components[-1]
+            spellings = [last]
+            repeated = _SUFFIX.match(last)
+            if repeated:
+                spellings.append(repeated.group(1))
+            for spelling in spellings:
+                for parent in current:
+                    found.extend(self._descendants(parent, spelling))
+        result = tuple(dict.fromkeys(found))
+        self._cache[scope] = result
+        return result
+
+
+def _param_owner(param: str) -> str:
+    return param.rsplit(".", 1)[0] if "." in param else ""
+
+
+def resolve_owners(
+    nodes: Sequence[NodeRecord],
+    module_names: Iterable[str],
+    initializer_params: Mapping[str, tuple[str, ...]],
+) -> tuple[str | None, ...]:
+    """The owning module of every node, from its scope-style name.
+
+    `initializer_params` maps initializer names to the parameter names they stand for; it breaks ties when a
+    scope string can name several modules (a repeated call colliding with a sibling's name, two modules
+    with the same unqualified name under uncalled containers). It never overrides an unambiguous scope:
+    an op belongs to the module whose forward made it, not to the owner of its weight.
+    """
+    resolver = ScopeResolver(module_names)
+    scopes = [scope_of(node.name) for node in nodes]
+    options = [resolver.candidates(scope) if scope is not None else () for scope in scopes]
+    owners: list[str | None] = [opts[0] if len(opts) == 1 else None for opts in options]
+
+    producer: dict[str, int] = {}
+    consumers: dict[str, list[int]] = defaultdict(list)
+    for index, node in enumerate(nodes):
+        for out in node.outputs:
+            if out:
+                producer[out] = index
+        for tensor in node.inputs:
+            if tensor:
+                consumers[tensor].append(index)
+
+    def weight_owners(index: int, depth: int = 0) -> set[str]:
+        """Owners of the parameters node `index` reads, directly or through pass-through ops of its scope."""
+        found: set[str] = set()
+        for tensor in nodes[index].inputs:
+            if tensor in initializer_params:
+                found.update(_param_owner(param) for param in initializer_params[tensor])
+                continue
+            source = producer.get(tensor)
+            if (
+                source is not None
+                and depth < 4
+                and nodes[source].op_type in _PASS_THROUGH
+                and scopes[source] == scopes[index]
+            ):
+                found |= weight_owners(source, depth + 1)
+        return found
+
+    ambiguous = [index for index, opts in enumerate(options) if len(opts) > 1]
+    for index in ambiguous:
+        readers = weight_owners(index)
+        hits = [name for name in options[index] if name in readers]
+        if len(hits) == 1:
+            owners[index] = hits[0]
+    # the rest (helper ops without a weight) follow their resolved neighbours in the same scope string:
+    # first the ops they feed (padding and reshaping ops come before the op they prepare), then the ops
+    # that feed them (a bias Add, a Squeeze after the op)
+    downstream = [[c for t in node.outputs for c in consumers.get(t, ())] for node in nodes]
+    upstream = [[producer[t] for t in node.inputs if t in producer] for node in nodes]
+    for neighbours in (downstream, upstream):
+        changed = True
+        while changed:
+            changed = False
+            for index in ambiguous:
+                if owners[index] is not None:
+                    continue
+                votes = {
+                    owners[n]
+                    for n in neighbours[index]
+                    if scopes[n] == scopes[index] and owners[n] in options[index]
+                }
+                if len(votes) == 1:
+                    owners[index] = votes.pop()
+                    changed = True
+    return tuple(owners)
+
+
+def _state_names(model: torch.nn.Module) -> dict[str, Any]:
+    """Every parameter and buffer of the model by every name it has (tied ones under each name)."""
+    names: dict[str, Any] = dict(model.named_parameters(remove_duplicate=False))
+    names.update(model.named_buffers(remove_duplicate=False))
+    return names
+
+
+def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold: bool) -> Any:
+    """Run the TorchScript exporter in memory and return the parsed `ModelProto`.
+
+    `fold=False`: parameters as named graph inputs, no weight data, nothing folded or merged (the analysis).
+    `fold=True`: the exporter's defaults with weights included (files made the usual way).
+    """
+    import onnx
+    import torch
+
+    buffer = io.BytesIO()
+    if fold:
+        torch.onnx.export(model, args, buffer, dynamo=False, opset_version=OPSET, verbose=False)  # type: ignore[arg-type]
+    else:
+        torch.onnx.export(
+            model,
+            args,
+            buffer,  # type: ignore[arg-type]
+            dynamo=False,
+            opset_version=OPSET,
+            verbose=False,
+            export_params=False,
+            do_constant_folding=False,
+            keep_initializers_as_inputs=True,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _producer(proto: Any, input_shapes: tuple[tuple[int | None, ...], ...]) -> Producer:
+    import onnx
+    import torch
+
+    return Producer(
+        exporter="torchscript",
+        opset=default_opset(proto),
+        torch_version=str(torch.__version__),
+        onnx_version=onnx.__version__,
+        producer_name=proto.producer_name,
+        producer_version=proto.producer_version,
+        input_shapes=input_shapes,
+    )
+
+
+def _value_key(array: Any) -> tuple[str, tuple[int, ...], str]:
+    contiguous = array.copy(order="C")
+    return (str(contiguous.dtype), tuple(contiguous.shape), hashlib.sha256(contiguous.tobytes()).hexdigest())
+
+
+def params_by_value(proto: Any, model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
+    """Initializer name -> the parameter/buffer names whose value it holds (as is, or transposed as the
+    exporter stores Linear weights for MatMul). Folded tensors (BatchNorm into Conv) match nothing."""
+    from onnx import numpy_helper
+
+    by_value: dict[tuple[str, tuple[int, ...], str], list[str]] = defaultdict(list)
+    for name, tensor in _state_names(model).items():
+        array = tensor.detach().cpu().numpy()
+        by_value[_value_key(array)].append(name)
+    found: dict[str, tuple[str, ...]] = {}
+    for tensor in proto.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        names = list(by_value.get(_value_key(array), ()))
+        if array.ndim == 2:
+            names += by_value.get(_value_key(array.T), ())
+        found[tensor.name] = tuple(sorted(set(names)))
+    return found
+
+
+def graph_from_torchscript(
+    proto: Any,
+    modules: tuple[ModuleInfo, ...],
+    producer: Producer,
+    initializer_params: Mapping[str, tuple[str, ...]],
+    parameter_inputs: frozenset[str] = frozenset(),
+) -> ExportedGraph:
+    """Records of a TorchScript `ModelProto`, each node owned by the module its scope-style name names.
+
+    Graph inputs named in `parameter_inputs` (an export with `export_params=False`) are weights: they are
+    recorded as initializers.
+    """
+    records = read_nodes(proto.graph)
+    classes = {info.name: info.class_name for info in modules}
+    owners = resolve_owners(records, classes, initializer_params)
+    nodes = tuple(
+        replace(record, module=owner, module_class=classes.get(owner) if owner is not None else None)
+        for record, owner in zip(records, owners, strict=True)
+    )
+    graph_inputs = read_inputs(proto.graph)
+    weights = [tensor for tensor in graph_inputs if tensor.name in parameter_inputs]
+    initializers = tuple(
+        TensorRecord(tensor.name, tensor.dims, initializer_params.get(tensor.name, ()))
+        for tensor in (*read_initializers(proto.graph), *weights)
+    )
+    inputs = tuple(tensor for tensor in graph_inputs if tensor.name not in parameter_inputs)
+    return ExportedGraph(nodes, initializers, inputs, modules, producer)
+
+
+def export_torchscript(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    modules: tuple[ModuleInfo, ...],
+    input_shapes: tuple[tuple[int | None, ...], ...],
+) -> ExportedGraph:
+    """Export with the TorchScript exporter in memory (no weight copied) and recover each node's module."""
+    from graph.export import quiet
+
+    with quiet():
+        proto = export_torchscript_proto(model, args, fold=False)
+    state = _state_names(model)
+    named = {tensor.name for tensor in proto.graph.input if tensor.name in state}
+    named |= {tensor.name for tensor in proto.graph.initializer if tensor.name in state}
+    params = {name: (name,) for name in named}
+    return graph_from_torchscript(proto, modules, _producer(proto, input_shapes), params, frozenset(named))
+
+
+def export_torchscript_file_graph(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    modules: tuple[ModuleInfo, ...],
+    input_shapes: tuple[tuple[int | None, ...], ...],
+) -> tuple[Any, ExportedGraph]:
+    """Export the usual way (constant folding, weights included) for a file: the `ModelProto` to save and
+    its records, with initializers matched to parameters by value."""
+    from graph.export import quiet
+
+    with quiet():
+        proto = export_torchscript_proto(model, args, fold=True)
+    params = params_by_value(proto, model)
+    return proto, graph_from_torchscript(proto, modules, _producer(proto, input_shapes), params)
