@@ -23,8 +23,8 @@ Two ways to export:
   Every weight keeps its parameter name.
 - `export_torchscript_proto` with `fold=True` (files, `graph.export.export_onnx(exporter="torchscript")`): the
   exporter's defaults, as AMCT and most existing files have it: BatchNorm folded into the Conv (`onnx::Conv_N`),
-  equal initializers merged. Which initializer stands for which parameter is then found by value (also
-  transposed) and recorded in the mapping file.
+  equal initializers merged. Which initializer stands for which parameter is then found from names, the
+  exporter's `Identity` aliases and values (`initializer_params`) and recorded in the mapping file.
 
 torch is imported inside the functions only.
 """
@@ -250,22 +250,40 @@ def _value_key(array: Any) -> tuple[str, tuple[int, ...], str]:
     return (str(contiguous.dtype), tuple(contiguous.shape), hashlib.sha256(contiguous.tobytes()).hexdigest())
 
 
-def params_by_value(proto: Any, model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
-    """Initializer name -> the parameter/buffer names whose value it holds (as is, or transposed as the
-    exporter stores Linear weights for MatMul). Folded tensors (BatchNorm into Conv) match nothing."""
+def initializer_params(proto: Any, model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
+    """Initializer name -> the parameter/buffer names it stands for, in a file exported the usual way.
+
+    - its own name, when that is a parameter or buffer name;
+    - the names the exporter gave the `Identity` copies it made when it merged parameters with equal
+      values (`b.weight = Identity(a.weight)`);
+    - for a renamed initializer (`onnx::MatMul_12`: a Linear weight the exporter transposed), the names of
+      the tensors whose value it holds, as is or transposed. Constant-valued tensors (zeros, ones) are not
+      matched by value: equal values would be a coincidence, not an identity. A folded tensor (BatchNorm
+      folded into a Conv) matches nothing and lists no name.
+    """
     from onnx import numpy_helper
 
+    state = _state_names(model)
     by_value: dict[tuple[str, tuple[int, ...], str], list[str]] = defaultdict(list)
-    for name, tensor in _state_names(model).items():
+    for name, tensor in state.items():
         array = tensor.detach().cpu().numpy()
-        by_value[_value_key(array)].append(name)
+        if array.size > 1 and not (array == array.flat[0]).all():
+            by_value[_value_key(array)].append(name)
+    aliases: dict[str, list[str]] = defaultdict(list)
+    for node in proto.graph.node:
+        if node.op_type == "Identity" and len(node.input) == 1 and node.output[0] in state:
+            aliases[node.input[0]].append(node.output[0])
     found: dict[str, tuple[str, ...]] = {}
     for tensor in proto.graph.initializer:
-        array = numpy_helper.to_array(tensor)
-        names = list(by_value.get(_value_key(array), ()))
-        if array.ndim == 2:
-            names += by_value.get(_value_key(array.T), ())
-        found[tensor.name] = tuple(sorted(set(names)))
+        names = set(aliases.get(tensor.name, ()))
+        if tensor.name in state:
+            names.add(tensor.name)
+        else:
+            array = numpy_helper.to_array(tensor)
+            names.update(by_value.get(_value_key(array), ()))
+            if array.ndim == 2:
+                names.update(by_value.get(_value_key(array.T), ()))
+        found[tensor.name] = tuple(sorted(names))
     return found
 
 
@@ -323,10 +341,10 @@ def export_torchscript_file_graph(
     input_shapes: tuple[tuple[int | None, ...], ...],
 ) -> tuple[Any, ExportedGraph]:
     """Export the usual way (constant folding, weights included) for a file: the `ModelProto` to save and
-    its records, with initializers matched to parameters by value."""
+    its records, with initializers matched to parameters (`initializer_params`)."""
     from graph.export import quiet
 
     with quiet():
         proto = export_torchscript_proto(model, args, fold=True)
-    params = params_by_value(proto, model)
+    params = initializer_params(proto, model)
     return proto, graph_from_torchscript(proto, modules, _producer(proto, input_shapes), params)

@@ -1,0 +1,222 @@
+"""ONNX file (+ mapping file) -> `ExportedGraph`: the entrance of the offline analysis.
+
+Imports neither torch nor the model's code. The ONNX file is read with `load_external_data=False` and only
+names, op types, attributes and `dims` are used, so external-data files are never opened (they may be
+missing) and files whose weights exceed protobuf's 2 GB limit load in milliseconds.
+
+With a mapping file the mapping is trusted for owners, classes and parameters, after a cross-check
+against the graph (`graph.mapping.apply_mapping`). Without one, the module scopes the dynamo exporter
+writes into node metadata are used, and the module table is derived from them: class names only
+(`torch_class_known=False`), in `named_modules()` order as far as the graph signature's parameter order
+tells it. A file with neither (a TorchScript export) is refused: a mapping file is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from graph.errors import GraphFileError
+from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.mapping import apply_mapping, read_mapping
+from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
+from graph.scopes import dynamo_class_paths, dynamo_owner
+
+GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
+_SIGNATURE_ENTRY = re.compile(
+    r"^\s*\S+:\s+(PARAMETER|BUFFER|CONSTANT_TENSOR)\s+target='([^']*)'", re.MULTILINE
+)
+
+
+def read_model(onnx_file: str | os.PathLike[str]) -> Any:
+    """Parse an ONNX file without its external data, and check that it is a whole graph.
+
+    Raises:
+        GraphFileError: the file cannot be read, is not an ONNX model, or is truncated.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    where = str(onnx_file)
+    try:
+        with open(onnx_file, "rb") as handle:
+            content = handle.read()
+    except OSError as err:
+        raise GraphFileError(f"cannot read the ONNX file {where!r}: {err.strerror or err}") from err
+    try:
+        model = onnx.load_model_from_string(content)
+    except (DecodeError, ValueError, RuntimeError) as err:
+        raise GraphFileError(
+            f"{where!r} is not a readable ONNX model (truncated or corrupt?): {err}"
+        ) from err
+    problems = _incomplete(model)
+    if problems:
+        raise GraphFileError(f"{where!r} is not a complete ONNX model (truncated or corrupt?): {problems}")
+    return model
+
+
+def _incomplete(model: Any) -> str:
+    """Why a parsed model cannot be a whole graph, or "" (a cut at a field boundary still parses)."""
+    if not model.HasField("graph") or not model.graph.node:
+        return "it has no graph nodes"
+    if default_opset(model) is None:
+        return "it imports no default-domain opset"
+    graph = model.graph
+    known = {tensor.name for tensor in graph.initializer} | {value.name for value in graph.input}
+    known |= {tensor.values.name for tensor in graph.sparse_initializer}
+    for node in graph.node:
+        for tensor in node.input:
+            if tensor and tensor not in known:
+                return f"node {node.name or node.op_type!r} reads {tensor!r}, which nothing produces"
+        known.update(node.output)
+    dangling = [value.name for value in graph.output if value.name not in known]
+    if dangling or not graph.output:
+        return f"graph output(s) {', '.join(map(repr, dangling)) or '(none)'} are not produced"
+    return ""
+
+
+def load_graph(
+    onnx_file: str | os.PathLike[str], mapping_file: str | os.PathLike[str] | None = None
+) -> ExportedGraph:
+    """Read an exported ONNX file (and its mapping file) into the records the analysis reads.
+
+    Args:
+        onnx_file: the ONNX file; its external-data files are never opened.
+        mapping_file: the mapping written with it (`graph.export.export_onnx`); None to rely on the module
+            scopes in the node metadata of a dynamo export.
+
+    Raises:
+        GraphFileError: a file cannot be read, the mapping does not match the graph (the message names the
+            entries), or the file has no module scopes and no mapping file was given.
+    """
+    model = read_model(onnx_file)
+    if mapping_file is not None:
+        data = read_mapping(mapping_file)
+        return apply_mapping(model, data, str(onnx_file), str(mapping_file))
+    return graph_from_metadata(model, str(onnx_file))
+
+
+def _beside(onnx_file: str) -> Path:
+    path = Path(onnx_file)
+    if path.suffix.lower() == ".onnx":
+        return path.with_suffix(".mapping.json")
+    return path.with_name(path.name + ".mapping.json")
+
+
+def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph:
+    """Records of a dynamo-exported model from its node metadata alone (no mapping file).
+
+    Raises:
+        GraphFileError: no node carries module scopes (e.g. a TorchScript export): a mapping file is needed.
+    """
+    graph = model.graph
+    records = read_nodes(graph)
+    owned: list[NodeRecord] = []
+    class_paths: dict[str, str] = {}
+    scope_order: list[str] = []
+    for record, node in zip(records, graph.node, strict=True):
+        props = metadata(node.metadata_props)
+        owner, owner_class = dynamo_owner(props)
+        for path, cls in dynamo_class_paths(props).items():
+            if path not in class_paths:
+                class_paths[path] = cls
+                scope_order.append(path)
+        owned.append(replace(record, module=owner, module_class=owner_class))
+    if not class_paths:
+        beside = _beside(onnx_name)
+        hint = f" (e.g. {str(beside)!r}, beside it)" if beside.exists() else ""
+        raise GraphFileError(
+            f"{onnx_name!r} carries no module scopes in its node metadata (producer "
+            f"{model.producer_name or '?'} {model.producer_version}; a TorchScript export has none): "
+            f"a mapping file is needed; pass the one written with it by graph.export.export_onnx{hint}"
+        )
+    params, buffers = _signature_targets(model)
+    modules = derive_modules(params, buffers, scope_order, class_paths)
+    targets = set(params) | set(buffers)
+    initializers = tuple(
+        TensorRecord(tensor.name, tensor.dims, (tensor.name,) if tensor.name in targets else ())
+        for tensor in read_initializers(graph)
+    )
+    inputs = read_inputs(graph)
+    producer = Producer(
+        exporter="dynamo",
+        opset=default_opset(model),
+        torch_version=model.producer_version if model.producer_name == "pytorch" else None,
+        onnx_version=None,
+        producer_name=model.producer_name,
+        producer_version=model.producer_version,
+        input_shapes=tuple(tensor.dims for tensor in inputs),
+    )
+    return ExportedGraph(tuple(owned), initializers, inputs, modules, producer, None)
+
+
+def _signature_targets(model: Any) -> tuple[list[str], list[str]]:
+    """Parameter names, then buffer and constant names, in the order of the exported program's signature
+    (the model's `named_parameters()` order); the initializers' order when the signature is missing."""
+    signature = metadata(model.graph.metadata_props).get(GRAPH_SIGNATURE, "")
+    entries = _SIGNATURE_ENTRY.findall(signature)
+    if entries:
+        params = [target for kind, target in entries if kind == "PARAMETER"]
+        return params, [target for kind, target in entries if kind != "PARAMETER"]
+    return [tensor.name for tensor in model.graph.initializer], []
+
+
+def _owner(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else ""
+
+
+def _ancestors(name: str) -> Iterable[str]:
+    """`name` and every module above it, up to the root ''."""
+    yield name
+    while name:
+        name = _owner(name)
+        yield name
+
+
+def derive_modules(
+    params: Sequence[str], buffers: Sequence[str], scope_order: Sequence[str], class_paths: Mapping[str, str]
+) -> tuple[ModuleInfo, ...]:
+    """The module table of a file without a mapping, in `named_modules()` order.
+
+    `named_modules()` lists a module before its children, children in registration order; parameters
+    follow the same order. So every module is ranked by the first parameter of its subtree in the
+    signature (then buffers, then its first appearance in the graph when its subtree has none), and the
+    tree is walked depth-first with children in rank order. Only modules whose class the metadata names are
+    listed: a module that never ran has no class in the file.
+    """
+    rank: dict[str, tuple[int, int]] = {}
+    for position, target in enumerate((*params, *buffers)):
+        for name in _ancestors(_owner(target)):
+            rank.setdefault(name, (0, position))
+    for position, path in enumerate(scope_order):
+        for name in _ancestors(path):
+            rank.setdefault(name, (1, position))
+    children: dict[str, list[str]] = {}
+    for name in rank:
+        if name:
+            children.setdefault(_owner(name), []).append(name)
+    own_params: dict[str, list[str]] = {}
+    for target in params:
+        own_params.setdefault(_owner(target), []).append(target)
+    ordered: list[str] = []
+    stack = [""]
+    while stack:
+        name = stack.pop()
+        ordered.append(name)
+        stack.extend(sorted(children.get(name, ()), key=lambda child: rank[child], reverse=True))
+    return tuple(
+        ModuleInfo(
+            name=name,
+            class_name=class_paths[name].rsplit(".", 1)[-1],
+            class_path=class_paths[name],
+            torch_class=None,
+            torch_class_known=False,
+            parameters=tuple(own_params.get(name, ())),
+        )
+        for name in ordered
+        if name in class_paths
+    )

@@ -1,0 +1,280 @@
+"""The mapping file: what an ONNX file cannot say about the torch model it came from.
+
+JSON, versioned, validated against `schemas/mapping.schema.json` on read and before write. It records:
+- every module in `named_modules()` order: name, class name, class path, the torch.nn class it is an
+  instance of (the candidate rule needs both), its own parameter names;
+- every node of the graph -> the module whose forward made it (null when none can be established);
+- every initializer -> its shape and the parameter/buffer names it stands for (renamed, merged or tied);
+- the groups of tied parameters, so that the checks tell real ties from initializers an exporter merged;
+- the producer (exporter, opset, torch/onnx versions, input shapes) and a digest of the graph, so that a
+  mapping is never applied to another graph.
+
+`apply_mapping` cross-checks a mapping against a graph and raises `GraphFileError` naming every entry
+that disagrees; it never ignores one silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import schemas
+from graph.errors import GraphFileError
+from graph.files import write_atomic
+from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.proto import default_opset, read_initializers, read_inputs, read_nodes, structure_digest
+
+MAPPING_SCHEMA = "mapping.schema.json"
+FORMAT = "quantscope-mapping"
+VERSION = 1
+_SHOWN = 5  # entries named per kind of mismatch; the count says how many more
+
+
+def build_mapping(graph: ExportedGraph, saved: Any, onnx_name: str) -> dict[str, Any]:
+    """The mapping of the ONNX file `saved` (its `ModelProto`, read back after writing) from the records of
+    the same export, which know the owners, classes and parameters.
+
+    Raises:
+        ValueError: the records and the saved file disagree (a bug, never a property of the model).
+    """
+    nodes = read_nodes(saved.graph)
+    initializers = read_initializers(saved.graph)
+    owners = {node.name: node.module for node in graph.nodes}
+    unknown = [node.name for node in nodes if node.name not in owners]
+    if unknown:
+        raise ValueError(f"the saved ONNX file has nodes the export did not report: {_names(unknown)}")
+    params = {tensor.name: tensor.params for tensor in graph.initializers}
+    producer = graph.producer
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "onnx_file": onnx_name,
+        "producer": {
+            "exporter": producer.exporter,
+            "opset": producer.opset if producer.opset is not None else default_opset(saved),
+            "torch_version": producer.torch_version,
+            "onnx_version": producer.onnx_version,
+            "producer_name": saved.producer_name or producer.producer_name,
+            "producer_version": saved.producer_version or producer.producer_version,
+            "input_shapes": [list(shape) for shape in producer.input_shapes],
+        },
+        "graph": {
+            "digest": structure_digest(nodes, initializers, read_inputs(saved.graph)),
+            "nodes": len(nodes),
+            "initializers": len(initializers),
+        },
+        "modules": [
+            {
+                "name": info.name,
+                "class_name": info.class_name,
+                "class_path": info.class_path,
+                "torch_class": info.torch_class,
+                "parameters": list(info.parameters),
+            }
+            for info in graph.modules
+        ],
+        "nodes": {node.name: {"op_type": node.op_type, "module": owners[node.name]} for node in nodes},
+        "initializers": {
+            tensor.name: {"dims": list(tensor.dims), "params": list(params.get(tensor.name, ()))}
+            for tensor in initializers
+        },
+        "tied_parameters": [list(group) for group in graph.tied_parameters or ()],
+    }
+
+
+def dumps(mapping: dict[str, Any]) -> str:
+    return json.dumps(mapping, indent=1, ensure_ascii=False) + "\n"
+
+
+def write_mapping(path: str | os.PathLike[str], mapping: dict[str, Any]) -> Path:
+    """Validate `mapping` against the schema and write it atomically."""
+    errors = schema_errors(mapping)
+    if errors:
+        raise ValueError("the mapping does not satisfy its schema: " + "; ".join(errors[:_SHOWN]))
+    return write_atomic(path, dumps(mapping))
+
+
+def schema_errors(mapping: Any) -> list[str]:
+    """Every violation of the mapping schema, as '<json path>: <message>', sorted."""
+    found = schemas.validator(MAPPING_SCHEMA).iter_errors(mapping)
+    return sorted(f"{error.json_path}: {error.message}" for error in found)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a mapping file.
+
+    Raises:
+        GraphFileError: the file cannot be read, is not JSON, is of another format or version, violates
+            the schema, or contradicts itself (a node owned by a module the table does not list).
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise GraphFileError(f"cannot read the mapping file {where!r}: {err}") from err
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except ValueError as err:  # JSONDecodeError is a ValueError, and so is a duplicate key
+        raise GraphFileError(f"the mapping file {where!r} is not valid JSON: {err}") from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise GraphFileError(f'{where!r} is not a QuantScope mapping file (no "format": "{FORMAT}")')
+    version = data.get("version")
+    if version != VERSION:
+        raise GraphFileError(
+            f"the mapping file {where!r} has version {version!r}; this QuantScope reads version {VERSION}"
+        )
+    errors = schema_errors(data)
+    if errors:
+        more = f" (and {len(errors) - _SHOWN} more)" if len(errors) > _SHOWN else ""
+        raise GraphFileError(
+            f"the mapping file {where!r} does not satisfy its schema: {'; '.join(errors[:_SHOWN])}{more}"
+        )
+    problems = _inconsistencies(data)
+    if problems:
+        raise GraphFileError(f"the mapping file {where!r} contradicts itself: {'; '.join(problems)}")
+    return data
+
+
+def _inconsistencies(data: dict[str, Any]) -> list[str]:
+    names = [module["name"] for module in data["modules"]]
+    problems = []
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        problems.append(f"modules listed twice: {_names(repeated)}")
+    known = set(names)
+    orphans = [
+        key
+        for key, node in data["nodes"].items()
+        if node["module"] is not None and node["module"] not in known
+    ]
+    if orphans:
+        problems.append(f"nodes owned by modules the module table does not list: {_names(orphans)}")
+    if data["graph"]["nodes"] != len(data["nodes"]):
+        problems.append(f"graph.nodes is {data['graph']['nodes']} but {len(data['nodes'])} nodes are listed")
+    if data["graph"]["initializers"] != len(data["initializers"]):
+        problems.append(
+            f"graph.initializers is {data['graph']['initializers']} "
+            f"but {len(data['initializers'])} initializers are listed"
+        )
+    return problems
+
+
+def _names(items: Sequence[str]) -> str:
+    shown = ", ".join(repr(item) for item in items[:_SHOWN])
+    return shown + (f" (and {len(items) - _SHOWN} more)" if len(items) > _SHOWN else "")
+
+
+def mismatches(
+    data: dict[str, Any],
+    nodes: Sequence[NodeRecord],
+    initializers: Sequence[TensorRecord],
+    inputs: Sequence[TensorRecord],
+    opset: int | None,
+) -> list[str]:
+    """Every way the mapping `data` disagrees with a graph, one line per kind, naming the entries."""
+    problems: list[str] = []
+    mapped: dict[str, Any] = data["nodes"]
+    in_graph = {node.name: node for node in nodes}
+    unknown = [key for key in mapped if key not in in_graph]
+    if unknown:
+        problems.append(f"{len(unknown)} node(s) of the mapping are not in the graph: {_names(unknown)}")
+    missing = [node.name for node in nodes if node.name not in mapped]
+    if missing:
+        problems.append(f"{len(missing)} node(s) of the graph are not in the mapping: {_names(missing)}")
+    other_op = [
+        f"{key} (mapping {entry['op_type']}, graph {in_graph[key].op_type})"
+        for key, entry in mapped.items()
+        if key in in_graph and entry["op_type"] != in_graph[key].op_type
+    ]
+    if other_op:
+        problems.append(f"{len(other_op)} node(s) have another op type: {_names(other_op)}")
+    tensors: dict[str, Any] = data["initializers"]
+    dims = {tensor.name: tensor.dims for tensor in initializers}
+    unknown_init = [name for name in tensors if name not in dims]
+    if unknown_init:
+        problems.append(
+            f"{len(unknown_init)} initializer(s) of the mapping are not in the graph: {_names(unknown_init)}"
+        )
+    missing_init = [name for name in dims if name not in tensors]
+    if missing_init:
+        problems.append(
+            f"{len(missing_init)} initializer(s) of the graph are not in the mapping: {_names(missing_init)}"
+        )
+    other_shape = [
+        f"{name} (mapping {tuple(entry['dims'])}, graph {dims[name]})"
+        for name, entry in tensors.items()
+        if name in dims and tuple(entry["dims"]) != dims[name]
+    ]
+    if other_shape:
+        problems.append(f"{len(other_shape)} initializer(s) have another shape: {_names(other_shape)}")
+    wanted_opset = data["producer"]["opset"]
+    if wanted_opset is not None and opset is not None and wanted_opset != opset:
+        problems.append(f"opset: mapping {wanted_opset}, graph {opset}")
+    if not problems and structure_digest(nodes, initializers, inputs) != data["graph"]["digest"]:
+        problems.append(
+            "same node names, op types and initializer shapes, but the graph's edges, attributes or inputs "
+            "differ from the graph the mapping was made for (digest mismatch)"
+        )
+    return problems
+
+
+def apply_mapping(proto: Any, data: dict[str, Any], onnx_name: str, mapping_name: str) -> ExportedGraph:
+    """The records of `proto` with owners, module table, parameters, ties and producer from the mapping.
+
+    Raises:
+        GraphFileError: the mapping does not describe this graph; the message names the entries.
+    """
+    nodes = read_nodes(proto.graph)
+    initializers = read_initializers(proto.graph)
+    inputs = read_inputs(proto.graph)
+    problems = mismatches(data, nodes, initializers, inputs, default_opset(proto))
+    if problems:
+        raise GraphFileError(
+            f"the mapping file {mapping_name!r} does not match the ONNX file {onnx_name!r}: "
+            + "; ".join(problems)
+        )
+    modules = tuple(
+        ModuleInfo(
+            name=entry["name"],
+            class_name=entry["class_name"],
+            class_path=entry["class_path"],
+            torch_class=entry["torch_class"],
+            torch_class_known=True,
+            parameters=tuple(entry["parameters"]),
+        )
+        for entry in data["modules"]
+    )
+    classes = {info.name: info.class_name for info in modules}
+    owned = []
+    for node in nodes:
+        owner = data["nodes"][node.name]["module"]
+        owned.append(replace(node, module=owner, module_class=classes[owner]) if owner is not None else node)
+    tensors = tuple(
+        replace(tensor, params=tuple(data["initializers"][tensor.name]["params"])) for tensor in initializers
+    )
+    given = data["producer"]
+    producer = Producer(
+        exporter=given["exporter"],
+        opset=given["opset"],
+        torch_version=given["torch_version"],
+        onnx_version=given["onnx_version"],
+        producer_name=given["producer_name"],
+        producer_version=given["producer_version"],
+        input_shapes=tuple(tuple(shape) for shape in given["input_shapes"]),
+    )
+    tied = tuple(tuple(group) for group in data["tied_parameters"])
+    return ExportedGraph(tuple(owned), tensors, inputs, modules, producer, tied)
