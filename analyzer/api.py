@@ -16,7 +16,7 @@ from analyzer.checks import Finding, Severity, run_checks
 from analyzer.emit import render, write_atomic
 from analyzer.errors import ArgumentTypeError, ExportFailedError, NoQuantizableLayerError
 from analyzer.layers import index_graph
-from analyzer.report import CONFIG_NOTE_CODE, Report, build_report, excluding_findings
+from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from analyzer.resolve import QuantLayer, resolve
 from graph.build import build_graph
 from graph.ir import ExportedGraph
@@ -85,6 +85,8 @@ def _log(report: Report) -> None:
     reasons: dict[str, str] = {}
     for record in report.layers:
         for advisory in record.advisories:
+            if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
+                continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")
             reasons.setdefault(advisory.check, advisory.reason)
     for note in report.notes:  # simple-config notes that name no layer are advisories too

@@ -25,6 +25,7 @@ EXIT_USAGE = 2
 PROG = "quantscope"
 _LOGGERS = ("analyzer", "graph")
 _MAX_ERROR = 400  # characters of an error message shown without -v
+_SHOWS_REPORT = frozenset({"demo", "explain", "validate"})
 
 
 class UsageError(Exception):
@@ -205,11 +206,9 @@ def _input_file(path: str, what: str) -> str:
 def default_mapping(onnx_file: str) -> Path:
     """Where `export` puts the mapping of `onnx_file` by default: `.onnx` replaced by `.mapping.json`."""
     path = Path(onnx_file)
-    return (
-        path.with_suffix(".mapping.json")
-        if path.suffix == ".onnx"
-        else path.with_name(path.name + ".mapping.json")
-    )
+    if path.suffix.lower() == ".onnx":
+        return path.with_suffix(".mapping.json")
+    return path.with_name(path.name + ".mapping.json")
 
 
 def _mapping(onnx_file: str, given: str | None) -> str | None:
@@ -359,13 +358,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from graph.export import export_onnx
 
     try:
-        export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=args.exporter)
+        written = export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=args.exporter)
     except Exception as err:
         raise UsageError(
             f"{args.factory}: the {args.exporter} export to {args.output} failed: {_describe(err)}"
         ) from err
-    mapping = args.mapping or default_mapping(args.output)
-    _say(args, f"wrote {args.output} and {mapping}")
+    _say(args, f"wrote {written.onnx_file} (weights in {written.data_file.name}) and {written.mapping_file}")
     return EXIT_OK
 
 
@@ -453,7 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help (0) and usage errors (2, already printed by argparse)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     verbose: int = args.verbose
-    level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    # commands that print the report (or the problems) already show every advisory: no warnings on top
+    quiet = args.quiet or (args.command in _SHOWS_REPORT and not verbose)
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     with _logging(level):
         try:
             return COMMANDS[args.command](args)

@@ -290,7 +290,8 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
     yield line(header, None)
     for rec, row in zip(report.layers, rows, strict=True):
         yield line(row, rec.decision)
-    advisories = [(r, a) for r in report.layers for a in r.advisories]
+    # advisories of the layers in the config; an excluded layer's are in the JSON form only
+    advisories = [(r, a) for r in report.layers for a in r.advisories if r.decision in (QUANTIZE, SKIPPED)]
     if advisories:
         yield ""
         yield _paint("advisories (the layer keeps its decision):", _BOLD, color)
