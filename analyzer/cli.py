@@ -266,6 +266,15 @@ def _logging(level: int) -> Iterator[None]:
             lg.propagate = propagate
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. captured by a test)
+        pass
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     """Informational output on stdout, silenced by -q."""
     if not args.quiet:
@@ -460,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # `quantscope explain m.onnx | head`: the reader stopped; so do we, quietly
+            _silence_stdout()
+            return EXIT_OK
         except Exception as err:  # every failure is one line on stderr; the traceback only with -v
             if verbose:
                 traceback.print_exc(file=sys.stderr)

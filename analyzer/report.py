@@ -245,7 +245,7 @@ def _ops_cell(op_types: tuple[str, ...]) -> str:
     if not op_types:
         return "-"
     counts = Counter(op_types)
-    return ",".join(f"{op}x{n}" if n > 1 else op for op, n in sorted(counts.items()))
+    return ",".join(f"{n}x{op}" if n > 1 else op for op, n in sorted(counts.items()))
 
 
 def _shape_cell(shape: tuple[int | None, ...] | None) -> str:

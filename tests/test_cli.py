@@ -657,6 +657,26 @@ def test_explain_annotate_writes_a_weight_free_annotated_graph(
 
 
 @needs_offline
+def test_explain_a_torchscript_export_with_its_mapping(
+    exported: Exported, models_dir: Path, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    onnx_file = tmp_path / "net_ts.onnx"
+    spec = f"{models_dir / 'cli_models.py'}:build"
+    assert (
+        cli(
+            "export", spec, "--input-shape", "1,3,16,16", "-o", str(onnx_file), "--exporter", "torchscript"
+        ).code
+        == 0
+    )
+    torchscript = json.loads(cli("explain", str(onnx_file), "--format", "json").out)
+    dynamo = json.loads(cli("explain", str(exported.onnx), "--format", "json").out)
+    assert torchscript["provenance"]["exporter"] == "torchscript"
+    assert dynamo["provenance"]["exporter"] == "dynamo"
+    decisions = [(layer["name"], layer["decision"], layer["code"]) for layer in dynamo["layers"]]
+    assert [(layer["name"], layer["decision"], layer["code"]) for layer in torchscript["layers"]] == decisions
+
+
+@needs_offline
 def test_explain_errors_exit_2(exported: Exported, tmp_path: Path, cli: Callable[..., Run]) -> None:
     _assert_one_line_error(cli("explain", str(tmp_path / "none.onnx")), "none.onnx", "no such file")
     _assert_one_line_error(
