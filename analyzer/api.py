@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.checks import Finding, Severity, run_checks
 from analyzer.emit import render, write_atomic
-from analyzer.errors import ArgumentTypeError, ExportFailedError, NoQuantizableLayerError
+from analyzer.errors import ArgumentTypeError, ExportFailedError, InputFileError, NoQuantizableLayerError
 from analyzer.layers import index_graph
 from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from analyzer.resolve import QuantLayer, resolve
@@ -178,8 +178,12 @@ def analyze_onnx(
     _check_path(onnx_file, "onnx_file")
     _check_path(mapping_file, "mapping_file", optional=True)
     _check_path(config_defination, "config_defination", optional=True)
+    from graph.errors import GraphFileError
     from graph.load import load_graph
 
     simple = _load_simple(config_defination)
-    exported = load_graph(onnx_file, mapping_file)
+    try:
+        exported = load_graph(onnx_file, mapping_file)
+    except GraphFileError as err:  # unreadable or truncated file, mapping that does not match, mapping needed
+        raise InputFileError(str(err)) from err
     return analyze(exported, simple)
