@@ -3,17 +3,16 @@ schema validation, and the atomic write."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import schemas
 from analyzer.errors import ConfigError, OutputError
 from analyzer.resolve import DataSetting, LayerSetting, ResolvedConfig, WeightSetting
+from graph import files
 
 logger = logging.getLogger(__name__)
 
@@ -91,28 +90,10 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
             f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {err.strerror or err}"
         ) from err
     existed = target.exists()
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if existed:
-            with contextlib.suppress(OSError):
-                os.chmod(tmp_name, target.stat().st_mode & 0o7777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
-        tmp_name = None
+        files.write_atomic(target, text)
     except OSError as err:
         raise OutputError(f"cannot write {str(target)!r}: {err.strerror or err}") from err
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
     if existed:
         logger.warning("%s already existed and was overwritten", target)
     return target
