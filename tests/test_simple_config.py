@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -48,9 +49,9 @@ def _config_notes(report: Report) -> list[tuple[str | None, str]]:
     return notes
 
 
-def _resolve(text: str, layers: Sequence[QuantLayer] = SIMPLE_LAYERS) -> dict[str, object]:
+def _resolve(text: str, layers: Sequence[QuantLayer] = SIMPLE_LAYERS) -> dict[str, Any]:
     resolved = resolve_simple(layers, parse_simple_config(text, "quant.cfg"), {})
-    obj: dict[str, object] = json.loads(render(resolved))
+    obj: dict[str, Any] = json.loads(render(resolved))
     return obj
 
 
@@ -302,8 +303,9 @@ class ConvBnConv1d(nn.Module):
         self.conv1d = nn.Conv1d(8, 8, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn(self.conv(x))
-        return self.conv1d(y.flatten(2))
+        y: torch.Tensor = self.bn(self.conv(x))
+        out: torch.Tensor = self.conv1d(y.flatten(2))
+        return out
 
 
 def test_a_module_that_is_not_a_candidate_is_named_with_its_class(tmp_path: Path) -> None:
@@ -339,7 +341,7 @@ def test_quant_skip_lists_disable_and_keep_the_configs_they_would_have() -> None
     enabled = {name: layer["retrain_enable"] for name, layer in obj.items() if isinstance(layer, dict)}
     assert enabled == {"conv1": True, "conv2": True, "up": False, "conv3": False, "fc": True}
     for name in enabled:
-        assert obj[name]["retrain_data_config"]["dst_type"] == "INT16"  # type: ignore[index]
+        assert obj[name]["retrain_data_config"]["dst_type"] == "INT16"
 
 
 def test_overrides_re_enable_skipped_layers_and_notes_say_so() -> None:
@@ -362,21 +364,23 @@ def test_layer_override_beats_type_override_beats_global() -> None:
         retrain_weight_quant_config: { arq_retrain: { dst_type: INT4 } }
         retrain_data_quant_config: { ulq_quantize: { fixed_min: true } }
         override_layer_types: { layer_type: "Conv2d" retrain_weight_quant_config: { ulq_retrain: {} } }
-        override_layer_configs: { layer_name: "conv3" retrain_data_quant_config: { ulq_quantize: { dst_type: INT16 } } }
+        override_layer_configs: {
+            layer_name: "conv3" retrain_data_quant_config: { ulq_quantize: { dst_type: INT16 } }
+        }
     """
     obj = _resolve(text)
     assert obj["conv1"] == obj["conv2"]
-    assert obj["conv1"]["retrain_weight_config"] == {  # type: ignore[index]
+    assert obj["conv1"]["retrain_weight_config"] == {
         "algo": "ulq_retrain",
         "dst_type": "INT8",
         "channel_wise": True,
     }
-    assert obj["conv1"]["retrain_data_config"] == {"algo": "ulq_quantize", "dst_type": "INT8"}  # type: ignore[index]
-    assert obj["conv3"]["retrain_data_config"] == {"algo": "ulq_quantize", "dst_type": "INT16"}  # type: ignore[index]
-    assert obj["conv3"]["retrain_weight_config"]["algo"] == "arq_retrain"  # type: ignore[index]
+    assert obj["conv1"]["retrain_data_config"] == {"algo": "ulq_quantize", "dst_type": "INT8"}
+    assert obj["conv3"]["retrain_data_config"] == {"algo": "ulq_quantize", "dst_type": "INT16"}
+    assert obj["conv3"]["retrain_weight_config"]["algo"] == "arq_retrain"
     for name in ("up", "fc"):  # the global configs
-        assert obj[name]["retrain_data_config"]["fixed_min"] is True  # type: ignore[index]
-        assert obj[name]["retrain_weight_config"]["dst_type"] == "INT4"  # type: ignore[index]
+        assert obj[name]["retrain_data_config"]["fixed_min"] is True
+        assert obj[name]["retrain_weight_config"]["dst_type"] == "INT4"
 
 
 def test_top_level_fields_and_float32_values() -> None:
@@ -404,21 +408,24 @@ def test_top_level_fields_and_float32_values() -> None:
 
 def test_channel_wise_false_on_conv_and_default_on_linear() -> None:
     obj = _resolve("retrain_weight_quant_config: { ulq_retrain: { channel_wise: false } }")
-    assert obj["conv1"]["retrain_weight_config"] == {  # type: ignore[index]
+    assert obj["conv1"]["retrain_weight_config"] == {
         "algo": "ulq_retrain",
         "dst_type": "INT8",
         "channel_wise": False,
     }
-    assert obj["fc"]["retrain_weight_config"]["channel_wise"] is False  # type: ignore[index]
+    assert obj["fc"]["retrain_weight_config"]["channel_wise"] is False
     obj = _resolve(
         'override_layer_types: { layer_type: "Linear" retrain_weight_quant_config: { ulq_retrain: {} } }'
     )
-    assert obj["fc"]["retrain_weight_config"]["channel_wise"] is False  # type: ignore[index]
-    assert obj["conv1"]["retrain_weight_config"]["channel_wise"] is True  # type: ignore[index]
+    assert obj["fc"]["retrain_weight_config"]["channel_wise"] is False
+    assert obj["conv1"]["retrain_weight_config"]["channel_wise"] is True
 
 
 def test_channel_wise_true_on_linear_by_layer_override_is_rejected() -> None:
-    text = 'override_layer_configs: { layer_name: "fc" retrain_weight_quant_config: { ulq_retrain: { channel_wise: true } } }'
+    text = (
+        'override_layer_configs: { layer_name: "fc" '
+        "retrain_weight_quant_config: { ulq_retrain: { channel_wise: true } } }"
+    )
     with pytest.raises(ConfigError, match=r"fc: channel_wise: true \(from override_layer_configs 'fc'\)"):
         _resolve(text)
 

@@ -123,7 +123,7 @@ def parts(draw: st.DrawFn, allow_channel_wise_true: bool) -> Part:
         data = Data(clip, draw(st.none() | st.booleans()), data_dst)
     weight = None
     if draw(st.booleans()) or weight_dst is not None:
-        algo = draw(st.sampled_from(["arq_retrain", "ulq_retrain"]))
+        algo: str | None = draw(st.sampled_from(["arq_retrain", "ulq_retrain"]))
         if weight_dst is None:
             algo = draw(st.sampled_from([None, algo]))
         channel_wise = draw(st.none() | (st.booleans() if allow_channel_wise_true else st.just(False)))
