@@ -5,7 +5,8 @@ the AMCT-compatible format of `create_quant_retrain_config(..., config_definatio
 
 - `load_simple_config` parses the file and runs every check that needs no model (syntax, unknown fields,
   pruning fields, `batch_num: 0`, clip bounds, duplicate overrides, unsupported layer types), so that a broken
-  file fails before the model is exported;
+  file fails before the model is exported. The file is read the AMCT-compatible way (text-format *merge*: a
+  singular field given twice keeps the last value), and a note says where that happened;
 - `resolve_simple` applies the file to the layers that passed the checks: skip lists, then
   `override_layer_configs` > `override_layer_types` > global configs, and checks what needs the model
   (layer names, `channel_wise` on Linear, the `dst_type` pairs, at least one layer left enabled).
@@ -83,7 +84,7 @@ class SimpleConfigSyntaxError(SimpleConfigError):
         self.line = line
         self.column = column
         self.token = token
-        where = f" (at {token!r})" if token else " (the file ends there)" if line is not None else ""
+        where = f" (at {token!r})" if token else ""
         location = f"line {line}, column {column}: " if line is not None else ""
         super().__init__(file_name, [f"{location}{reason}{where}"])
 
@@ -94,10 +95,15 @@ class AllLayersDisabledError(SimpleConfigError, NoQuantizableLayerError):
 
 @dataclass(frozen=True, slots=True)
 class SimpleConfig:
-    """A parsed simple config: the `AMCTRetrainConfig` message and the file it came from (for messages)."""
+    """A parsed simple config: the `AMCTRetrainConfig` message and the file it came from (for messages).
+
+    `parse_notes` says where the file gives a field more than once: it is read as AMCT reads it (the
+    entries are merged, the last value wins), which is legal but rarely meant.
+    """
 
     message: Any  # schemas.retrain_config_pb2.AMCTRetrainConfig
     file_name: str
+    parse_notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +178,17 @@ def load_simple_config(path: str | os.PathLike[str]) -> SimpleConfig:
     """
     file_name = os.fspath(path)
     try:
-        with open(file_name, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise SimpleConfigError(file_name, [f"cannot read the simple config: {reason}"]) from err
+        with open(file_name, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        raise SimpleConfigError(file_name, [f"cannot read the simple config: {err.strerror or err}"]) from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        reason = f"the file is not UTF-8 text (byte 0x{data[err.start]:02x})"
+        raise SimpleConfigSyntaxError(file_name, line, column, None, reason) from err
     return parse_simple_config(text, file_name)
 
 
@@ -188,15 +200,43 @@ def parse_simple_config(text: str, file_name: str = "<simple config>") -> Simple
     """
     message = _pb.AMCTRetrainConfig()
     try:
-        text_format.Parse(text, message)
+        # Merge, not Parse: AMCT reads the file this way, so a field given twice is merged (last value wins)
+        text_format.Merge(text, message)
     except text_format.ParseError as err:
         raise _syntax_error(err, text, file_name) from err
     problems = _static_problems(message)
     if problems:
         raise SimpleConfigError(file_name, problems)
+    parse_notes = _repeated_field_notes(text)
+    for note in parse_notes:
+        logger.warning("%s: %s", file_name, note)
     for field, value, count in _duplicate_skips(message):
         logger.warning("%s: %s lists %r %d times; the entries are merged", file_name, field, value, count)
-    return SimpleConfig(message, file_name)
+    return SimpleConfig(message, file_name, parse_notes)
+
+
+_MULTIPLE = re.compile(r'should not have multiple "(\w+)" fields')
+_ONEOF = re.compile(r'Field "(\w+)" is specified along with field "(\w+)", another member of oneof')
+
+
+def _repeated_field_notes(text: str) -> tuple[str, ...]:
+    """Where the strict parser (one value per singular field) disagrees with the merging one AMCT uses.
+
+    The strict parser stops at the first such place, so one note covers the first occurrence.
+    """
+    try:
+        text_format.Parse(text, _pb.AMCTRetrainConfig())
+    except text_format.ParseError as err:
+        where = f"line {err.GetLine()}, column {err.GetColumn()}: " if err.GetLine() is not None else ""
+        multiple, oneof = _MULTIPLE.search(str(err)), _ONEOF.search(str(err))
+        if multiple:
+            what = f"{multiple.group(1)} is given more than once"
+        elif oneof:
+            what = f"{oneof.group(1)} and {oneof.group(2)} are both given (only one of them can be)"
+        else:
+            what = _LOCATION.sub("", str(err)).replace(_PACKAGE_PREFIX, "")
+        return (f"{where}{what}; the entries are merged and the last value wins (AMCT-compatible reading)",)
+    return ()
 
 
 _LOCATION = re.compile(r"^\d+:\d+ : ")
@@ -207,6 +247,8 @@ _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]+)"')
 def _syntax_error(err: text_format.ParseError, text: str, file_name: str) -> SimpleConfigSyntaxError:
     line, column = err.GetLine(), err.GetColumn()
     reason = _LOCATION.sub("", str(err)).replace(_PACKAGE_PREFIX, "")
+    if text.startswith("\ufeff"):
+        reason += " The file starts with a byte-order mark (BOM); save it as UTF-8 without BOM."
     lines = text.splitlines()
     if line is not None and 1 <= line <= len(lines):
         # the parser quotes the whole line before some messages; the location and the token say it better
@@ -587,7 +629,7 @@ def _inherited(fields: list[str]) -> str:
 def _config_notes(
     simple: SimpleConfig, view: SimpleView, layers: Sequence[QuantLayer], known: set[str]
 ) -> list[tuple[str, str]]:
-    notes: list[tuple[str, str]] = []
+    notes: list[tuple[str, str]] = [("", note) for note in simple.parse_notes]
     for field, value, count in _duplicate_skips(simple.message):
         layer = value if value in known else ""
         notes.append((layer, f"{field} lists {value!r} {count} times; the entries are merged"))

@@ -452,3 +452,38 @@ def test_empty_config_gives_the_default_output() -> None:
     obj = _resolve("# nothing but a comment\n")
     default = json.loads(CASES_BY_NAME["cfg_simple_default"].golden_text())
     assert obj == default
+
+
+def test_a_field_given_twice_is_merged_last_value_wins_with_a_note() -> None:
+    text = (
+        "batch_num: 2\nretrain_weight_quant_config: { arq_retrain: { dst_type: INT4 } }\n"
+        "batch_num: 3\nretrain_weight_quant_config: { ulq_retrain: { } }\n"
+    )
+    resolved = resolve_simple(SIMPLE_LAYERS, parse_simple_config(text, "q.cfg"), {})
+    obj = json.loads(render(resolved))
+    assert obj["batch_num"] == 3
+    assert obj["conv1"]["retrain_weight_config"]["algo"] == "ulq_retrain"
+    merged = [(layer, note) for layer, note in resolved.notes if "more than once" in note]
+    assert merged == [
+        (
+            "",
+            "line 3, column 12: batch_num is given more than once; "
+            "the entries are merged and the last value wins (AMCT-compatible reading)",
+        )
+    ]
+
+
+def test_a_file_that_is_not_utf8_names_the_place(tmp_path: Path) -> None:
+    cfg = tmp_path / "quant.cfg"
+    cfg.write_bytes(b'batch_num: 1\nskip_layers: "conv\xff1"\n')
+    with pytest.raises(SimpleConfigSyntaxError) as info:
+        load_simple_config(cfg)
+    assert (info.value.line, info.value.column) == (2, 19)
+    assert "not UTF-8" in str(info.value) and "0xff" in str(info.value)
+
+
+def test_a_byte_order_mark_gets_a_hint(tmp_path: Path) -> None:
+    cfg = tmp_path / "quant.cfg"
+    cfg.write_bytes(b'\xef\xbb\xbfskip_layers: "conv1"\n')
+    with pytest.raises(SimpleConfigSyntaxError, match="byte-order mark"):
+        load_simple_config(cfg)
