@@ -511,7 +511,7 @@ def resolve_simple(
         raise SimpleConfigError(simple.file_name, problems)
     if not any(setting.retrain_enable for setting in settings):
         skips = "; ".join(
-            f"{field}: {_names([v for f, v in view.skip_layers + view.skip_types if f == field])}"
+            f"{field}: {_names(dict.fromkeys(v for f, v in view.skip_layers + view.skip_types if f == field))}"
             for field in SKIP_LAYER_FIELDS + SKIP_TYPE_FIELDS
             if any(f == field for f, _ in view.skip_layers + view.skip_types)
         )
@@ -535,6 +535,7 @@ def _resolve_layer(
     name, layer_type = layer.name, layer.layer_type
     skipped_by = [f"{field} {value!r}" for field, value in view.skip_layers if value == name]
     skipped_by += [f"{field} {value!r}" for field, value in view.skip_types if value == layer_type]
+    skipped_by = list(dict.fromkeys(skipped_by))  # a duplicated skip entry is one reason
     part = view.layer_overrides.get(name)
     source = LAYER_OVERRIDES
     if part is None:
