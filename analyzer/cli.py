@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from analyzer.report import strip_ansi
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
@@ -230,8 +232,17 @@ def _use_color(choice: str, stream: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
+def _root_cause(err: BaseException) -> BaseException:
+    """The innermost chained exception: what went wrong, under the exporters' long explanations."""
+    seen = {id(err)}
+    while err.__cause__ is not None and id(err.__cause__) not in seen:
+        err = err.__cause__
+        seen.add(id(err))
+    return err
+
+
 def _one_line(message: str) -> str:
-    line = " ".join(message.split())
+    line = " ".join(strip_ansi(message).split())
     return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 1] + "… (-v for details)"
 
 
@@ -369,8 +380,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         written = export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=args.exporter)
     except Exception as err:
+        cause = _root_cause(err)
         raise UsageError(
-            f"{args.factory}: the {args.exporter} export to {args.output} failed: {_describe(err)}"
+            f"{args.factory}: the {args.exporter} export to {args.output} failed: "
+            f"{type(cause).__name__}: {_describe(cause)}"
         ) from err
     _say(args, f"wrote {written.onnx_file} (weights in {written.data_file.name}) and {written.mapping_file}")
     return EXIT_OK

@@ -508,7 +508,10 @@ def test_export_failure_is_one_line_and_traceback_with_v(
     onnx_file = tmp_path / "net.onnx"
     spec = f"{models_dir / 'cli_models.py'}:broken"
     run = cli("export", spec, "--input-shape", "1,4", "-o", str(onnx_file))
-    _assert_one_line_error(run, "broken", "export", "failed")
+    _assert_one_line_error(
+        run, "broken", "export", "failed", "RuntimeError: this model cannot be traced second line"
+    )
+    assert "\x1b[" not in run.err
     assert not onnx_file.exists()
     verbose = cli("export", spec, "--input-shape", "1,4", "-o", str(onnx_file), "-v")
     assert verbose.code == 2
@@ -756,7 +759,7 @@ def test_subprocess_export(models_dir: Path, tmp_path: Path) -> None:
     failed = _subprocess(
         "export", "cli_models:broken", "--input-shape", "1,4", "-o", str(onnx_file), cwd=models_dir
     )
-    _assert_one_line_error(failed, "export", "failed")
+    _assert_one_line_error(failed, "export", "failed", "this model cannot be traced")
 
 
 def _entry_point() -> str | None:
