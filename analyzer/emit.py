@@ -60,9 +60,56 @@ def dumps(obj: Any) -> str:
 
 
 def schema_errors(obj: Any) -> list[str]:
-    """Every violation of the config schema, each as '<json path>: <message>', sorted by path."""
-    found = schemas.validator(schemas.CONFIG_SCHEMA).iter_errors(obj)
-    return sorted(f"{error.json_path}: {error.message}" for error in found)
+    """Every violation of the config schema, each as '<json path>: <message>', sorted by path.
+
+    Layers with equal settings are validated once and their errors reported for each of them, which gives
+    the same list as validating every layer: a big model has thousands of layers and a handful of distinct
+    settings, and validating each layer would cost more than the rest of the analysis.
+    """
+    validator = schemas.validator(schemas.CONFIG_SCHEMA)
+    groups = _equal_layers(obj)
+    if groups is None:
+        return sorted(f"{error.json_path}: {error.message}" for error in validator.iter_errors(obj))
+    reduced = {key: value for key, value in obj.items() if key not in groups or groups[key]}
+    out: list[str] = []
+    for error in validator.iter_errors(reduced):
+        path = error.json_path
+        head = error.absolute_path[0] if error.absolute_path else None
+        if isinstance(head, str) and groups.get(head):
+            rest = path[len(_json_path(head)) :]
+            out.extend(f"{_json_path(key)}{rest}: {error.message}" for key in groups[head])
+        else:
+            out.append(f"{path}: {error.message}")
+    return sorted(out)
+
+
+def _equal_layers(obj: Any) -> dict[str, list[str]] | None:
+    """Layer keys grouped by equal value: the first key of each group maps to every key of the group, the
+    others to an empty list. None when `obj` is not a JSON object of JSON values (validated as it is)."""
+    if not isinstance(obj, dict):
+        return None
+    fixed = schemas.load_schema(schemas.CONFIG_SCHEMA).get("properties", {})
+    first: dict[str, str] = {}
+    groups: dict[str, list[str]] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str) or key in fixed:
+            continue
+        try:
+            text = json.dumps(value, allow_nan=True)  # keeps key order, which error messages can show
+        except (TypeError, ValueError):
+            return None
+        leader = first.setdefault(text, key)
+        groups.setdefault(leader, []).append(key)
+        if leader != key:
+            groups[key] = []
+    return groups
+
+
+def _json_path(key: str) -> str:
+    """The JSON path jsonschema gives a top-level key (`$.conv1`, or `$['a b']` for an irregular name)."""
+    from jsonschema.exceptions import ValidationError
+
+    return str(ValidationError("", path=[key]).json_path)
 
 
 def render(resolved: ResolvedConfig) -> str:

@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Mapping
 
 NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"
 
 
-def _literal_list(text: str | None) -> list[str] | None:
+_SEPARATOR = "', '"
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_list(text: str | None) -> tuple[str, ...] | None:
+    """The list of strings that `text` (a Python repr) spells, or None.
+
+    Every node of a dynamo export carries two of these, so the common case is parsed by splitting: the repr of
+    a list of strings none of which needs a quote or an escape is exactly `['a', 'b']`. Anything else goes
+    through `ast.literal_eval`. Cached, because a node's two lists are read once for its owner and once for
+    the module classes, and class hierarchies repeat across nodes.
+    """
     if not text:
         return None
+    if text.startswith("['") and text.endswith("']") and len(text) >= 4:
+        inner = text[2:-2]
+        if "\\" not in inner and '"' not in inner and "'" not in inner.replace(_SEPARATOR, ""):
+            return tuple(inner.split(_SEPARATOR))
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         return None
-    return value
+    return tuple(value)
 
 
 def dynamo_owner(metadata: Mapping[str, str]) -> tuple[str | None, str | None]:
