@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from analyzer.checks import Finding, Severity, run_checks
 from analyzer.emit import render, write_atomic
 from analyzer.errors import ArgumentTypeError, ExportFailedError, InputFileError, NoQuantizableLayerError
-from analyzer.layers import index_graph
+from analyzer.layers import GraphIndex, index_graph
 from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from analyzer.resolve import QuantLayer, resolve
 from graph.build import build_graph
@@ -45,7 +46,9 @@ def _load_simple(config_defination: PathArg | None) -> SimpleConfig | None:
     return load_simple_config(config_defination)
 
 
-def analyze(exported: ExportedGraph, simple: SimpleConfig | None = None, config_file: str | None = None) -> tuple[Report, str]:
+def analyze(
+    exported: ExportedGraph, simple: SimpleConfig | None = None, config_file: str | None = None
+) -> tuple[Report, str]:
     """Run the checks and the resolution on an exported graph; return the report and the config JSON text.
 
     Raises:
@@ -61,13 +64,15 @@ def analyze(exported: ExportedGraph, simple: SimpleConfig | None = None, config_
         if layer.layer_type is not None and layer.name not in excluded
     ]
     if not quantizable:
-        reasons = "; ".join(f.reason for fs in excluded.values() for f in fs) or "no Linear, Conv2d or ConvTranspose2d module"
-        raise NoQuantizableLayerError(f"no layer can be quantized ({reasons})")
+        report = build_report(index, findings, {}, (), config_file)
+        raise NoQuantizableLayerError(_nothing_to_quantize(index, excluded), report=report)
     reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
     module_classes = {name: info.class_name for name, info in index.modules.items()}
     resolved = resolve(quantizable, simple, reasons_by_layer, module_classes)
     if not any(setting.retrain_enable for setting in resolved.layers):
-        raise NoQuantizableLayerError("no layer retrain enabled: the simple config disables every quantizable layer")
+        raise NoQuantizableLayerError(
+            "no layer retrain enabled: the simple config disables every quantizable layer"
+        )
     text = render(resolved)
     config_notes = tuple(
         Finding("QS301", "config-note", Severity.INFO, layer or None, note) for layer, note in resolved.notes
@@ -75,6 +80,16 @@ def analyze(exported: ExportedGraph, simple: SimpleConfig | None = None, config_
     report = build_report(index, findings, {s.name: s for s in resolved.layers}, config_notes, config_file)
     _log(report)
     return report, text
+
+
+def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]]) -> str:
+    """Why no layer can be quantized: each excluded layer's reason, else the weight-carrying modules seen."""
+    if excluded:
+        reasons = "; ".join(f.reason for found in excluded.values() for f in found)
+        return f"no layer can be quantized ({reasons})"
+    seen = [f"{layer.name or '<root>'} ({layer.class_name})" for layer in index.layers]
+    detail = f"; seen: {', '.join(seen[:10])}" + (f" and {len(seen) - 10} more" if len(seen) > 10 else "")
+    return f"no layer can be quantized (no Linear, Conv2d or ConvTranspose2d module{detail if seen else ''})"
 
 
 def _log(report: Report) -> None:
@@ -131,7 +146,9 @@ def create_quant_retrain_config(
     if not isinstance(model, torch.nn.Module):
         raise ArgumentTypeError(f"model must be torch.nn.Module, got {type(model).__name__}")
     if not isinstance(input_data, (tuple, torch.Tensor)):
-        raise ArgumentTypeError(f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}")
+        raise ArgumentTypeError(
+            f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}"
+        )
     _check_path(config_defination, "config_defination", optional=True)
 
     from graph.export import ExportError, export_graph

@@ -6,6 +6,8 @@ so `except ValueError` around `create_quant_retrain_config` keeps working.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class QuantScopeError(Exception):
     """Root of every QuantScope error."""
@@ -20,7 +22,15 @@ class ConfigError(QuantScopeError, ValueError):
 
 
 class NoQuantizableLayerError(QuantScopeError, ValueError):
-    """No layer of the model can be quantized (or every one is disabled); no file is written."""
+    """No layer of the model can be quantized (or every one is disabled); no file is written.
+
+    `report` holds the analysis (every layer's decision and reason) when one was made, so a caller can
+    show why nothing qualified.
+    """
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class InputFileError(QuantScopeError, ValueError):

@@ -225,3 +225,18 @@ def test_no_temporary_file_left_when_the_write_fails(tmp_path: Path, monkeypatch
         create_quant_retrain_config(str(out), CIN3.model(), CIN3.inputs())
     assert out.read_text(encoding="utf-8") == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_nothing_to_quantize_names_what_was_seen_and_carries_the_report(tmp_path: Path) -> None:
+    case = CASES_BY_NAME["conv1d_conv3d"]
+    with pytest.raises(NoQuantizableLayerError) as info:
+        create_quant_retrain_config(str(tmp_path / "c.json"), case.model(), case.inputs())
+    message = str(info.value)
+    assert "conv1d (Conv1d)" in message and "conv3d (Conv3d)" in message
+    report = info.value.report
+    assert report is not None
+    assert {r.name: r.decision for r in report.layers} == {
+        "conv1d": "not a candidate",
+        "conv3d": "not a candidate",
+    }
+    assert not (tmp_path / "c.json").exists()

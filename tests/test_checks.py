@@ -156,8 +156,10 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
     (rules.PADDING_MODE, padding_slices_fire, "Concat, Slice before Conv"),
     (rules.PADDING_MODE, padding_quiet_bias_helpers, None),
     (rules.PADDING_MODE, padding_quiet_constant_pad, None),
+    (rules.PADDING_MODE, reused_fires, None),  # the first call's Conv is not padding for the second
     (rules.INPUT_RANK, input_rank_fires, "conv: input is not (N, Cin, H, W)"),
     (rules.INPUT_RANK, not_a_candidate_quiet, None),
+    (rules.INPUT_RANK, reused_fires, None),
     (rules.TRANSPOSED_INPUT, transposed_fires, "fc: Gemm with transA=1"),
     (rules.TRANSPOSED_INPUT, not_executed_quiet, None),
     (rules.NO_WEIGHT_OP, no_weight_op_fires, "fc: ran but made no Gemm/MatMul op with a weight"),

@@ -126,7 +126,8 @@ def _ops_before(index: GraphIndex, layer: Layer, op: LayerOp) -> list[str]:
     stack = [
         pred for pred in graph.predecessors(op.node) if graph.edges[pred, op.node].get(TENSOR) == data_input
     ]
-    seen = {op.node}
+    # another call of the same module (`self.conv(self.conv(x))`) ends the walk: it is not padding
+    seen = {own.node for own in layer.ops}
     while stack:
         node = stack.pop()
         if (
