@@ -1,6 +1,6 @@
 """The `quantscope` command line: export, generate, explain, validate, demo.
 
-Exit codes: 0 success, 1 problems found (`validate`), 2 usage or input errors. Errors go to standard error as
+Exit codes: 0 success, 1 problems found (`validate`; `explain` when no layer qualifies), 2 usage or input errors. Errors go to standard error as
 one line naming the culprit; `-v` adds the traceback and INFO logging, `-vv` DEBUG logging.
 """
 
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from analyzer.errors import NoQuantizableLayerError
 from analyzer.report import strip_ansi
 
 EXIT_OK = 0
@@ -406,7 +407,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
-    report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), simple)
+    status = EXIT_OK
+    try:
+        report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), simple)
+    except NoQuantizableLayerError as err:
+        if err.report is None:
+            raise
+        # nothing qualifies: the table of why is exactly what the user needs; the error line follows it
+        report = err.report
+        print(f"quantscope: error: {err}", file=sys.stderr)
+        status = EXIT_FINDINGS
     if args.annotate:
         from analyzer.annotate import write_annotated
 
@@ -422,7 +432,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(report.to_json())
     else:
         print(report.to_text(color=_use_color(args.color, sys.stdout)))
-    return EXIT_OK
+    return status
 
 
 def _read_config(path: str) -> bytes:

@@ -692,6 +692,18 @@ def test_explain_errors_exit_2(exported: Exported, tmp_path: Path, cli: Callable
     assert exported.onnx.read_bytes() == before
 
 
+@needs_offline
+def test_explain_shows_the_table_when_nothing_qualifies(
+    models_dir: Path, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    only_conv1d = tmp_path / "conv1d.onnx"
+    assert main(["export", f"{models_dir / 'cli_models.py'}:only_conv1d", "-o", str(only_conv1d)]) == 0
+    run = cli("explain", str(only_conv1d))
+    assert run.code == 1
+    assert "not a candidate" in run.out and "Conv1d" in run.out  # the table says why
+    assert "no layer can be quantized" in run.err
+
+
 # ------------------------------------------------------------------------------------------ demo
 
 
