@@ -34,6 +34,7 @@ from google.protobuf import text_format
 from analyzer.errors import ConfigError, NoQuantizableLayerError
 from analyzer.layertypes import LAYER_TYPES, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
 from analyzer.resolve import DataSetting, LayerSetting, QuantLayer, ResolvedConfig, WeightSetting
+from graph.files import SIMPLE_CONFIG_LIMIT, read_limited
 from schemas import retrain_config_pb2
 
 logger = logging.getLogger(__name__)
@@ -178,8 +179,7 @@ def load_simple_config(path: str | os.PathLike[str]) -> SimpleConfig:
     """
     file_name = os.fspath(path)
     try:
-        with open(file_name, "rb") as handle:
-            data = handle.read()
+        data = read_limited(file_name, SIMPLE_CONFIG_LIMIT)
     except OSError as err:
         raise SimpleConfigError(file_name, [f"cannot read the simple config: {err.strerror or err}"]) from err
     try:

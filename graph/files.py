@@ -1,19 +1,90 @@
-"""Writing files atomically: a temporary file in the same folder, then a rename."""
+"""Reading input files safely and writing output files atomically.
+
+Reading: only regular files are read (a FIFO, a device or a directory is refused without blocking on it),
+and never more than a stated limit, so a hostile path cannot hang the analysis or exhaust memory.
+
+Writing: a temporary file in the target folder, then a rename, so a reader sees the old file or the new
+one, never a part of one, and a failed or interrupted write leaves the previous file as it was.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
+MiB = 1 << 20
+# protobuf cannot parse a message of 2 GiB or more: a larger ONNX file keeps its weights outside it
+ONNX_LIMIT = (2 << 30) - 1
+MAPPING_LIMIT = 256 * MiB  # a 100k-node graph's mapping is about 15 MiB
+CONFIG_LIMIT = 64 * MiB  # a config of 100k layers is about 40 MiB
+SIMPLE_CONFIG_LIMIT = 16 * MiB
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write `text` (UTF-8, newlines as given) to `path` through a temporary file in the same folder.
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _size(count: int) -> str:
+    return f"{count / MiB:.0f} MiB" if count >= MiB else f"{count} bytes"
+
+
+def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The whole content of the regular file `path`, at most `limit` bytes.
+
+    Raises:
+        OSError: the file cannot be opened or read, is not a regular file (FIFO, device, directory: refused
+            without reading from it), or is larger than `limit`; `strerror` says which, `filename` is `path`.
+    """
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, _READ_FLAGS)
+    except IsADirectoryError as err:
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file", name) from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"is {_kind(info.st_mode)}, expected a regular file", name)
+        if info.st_size > limit:
+            raise OSError(
+                errno.EFBIG, f"is {_size(info.st_size)}, larger than the limit of {_size(limit)}", name
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # it grew after fstat
+        raise OSError(errno.EFBIG, f"is larger than the limit of {_size(limit)}", name)
+    return data
+
+
+def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> Path:
+    """Write `content` (text as UTF-8 with newlines as given, or bytes) to `path` through a temporary file in
+    the same folder and a rename.
 
     Missing parent folders are created. An existing file keeps its permission bits; a new one gets the
-    usual ones (0o666 minus the umask). On any failure the previous file (if any) is left untouched and
-    no temporary file remains.
+    usual ones (0o666 minus the umask). On any failure, or an interrupt (KeyboardInterrupt), the previous
+    file (if any) is left untouched and no temporary file remains. A symlink at `path` is replaced by the
+    file, not written through.
 
     Raises:
         IsADirectoryError: `path` is a directory.
@@ -21,27 +92,53 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """
     target = Path(path)
     if target.is_dir():
-        raise IsADirectoryError(f"cannot write {str(target)!r}: it is a directory")
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    existed = target.exists()
-    tmp_name = None
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        mode: int | None = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
+    except OSError:
+        mode = None
+    fd, tmp_name = _create_temporary(target)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if existed:
+        if mode is not None:
             with contextlib.suppress(OSError):
-                os.chmod(tmp_name, target.stat().st_mode & 0o7777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp_name, 0o666 & ~umask)
+                os.chmod(tmp_name, mode)
         os.replace(tmp_name, target)
-        tmp_name = None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _sync_folder(target.parent)
     return target
+
+
+def _create_temporary(target: Path) -> tuple[int, str]:
+    """A new file beside `target`, opened for writing, with the mode a new `target` would get: created with
+    0o666 so that the kernel applies the umask (reading the umask would change it for every thread)."""
+    stem = os.fsdecode(os.fsencode(target.name)[:120])  # the temporary name must fit NAME_MAX (255 bytes) too
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = str(target.parent / f".{stem}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from graph.errors import GraphFileError
+from graph.files import ONNX_LIMIT, read_limited
 from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
 from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
@@ -35,28 +36,76 @@ _SIGNATURE_ENTRY = re.compile(
 def read_model(onnx_file: str | os.PathLike[str]) -> Any:
     """Parse an ONNX file without its external data, and check that it is a whole graph.
 
+    Only the file itself is opened: an initializer's external-data `location` (which may name any path) is
+    never followed. The file must be a regular file below protobuf's 2 GiB limit; nesting is bounded by
+    protobuf's recursion limit (100 levels).
+
     Raises:
-        GraphFileError: the file cannot be read, is not an ONNX model, or is truncated.
+        GraphFileError: the file cannot be read, is not an ONNX model, is truncated, holds text that is not
+            UTF-8, or its graph is not a graph (a node reads a tensor nothing produces before it, which is
+            also how a cycle shows; a tensor produced twice).
     """
     import onnx
     from google.protobuf.message import DecodeError
 
     where = str(onnx_file)
     try:
-        with open(onnx_file, "rb") as handle:
-            content = handle.read()
+        content = read_limited(onnx_file, ONNX_LIMIT)
     except OSError as err:
         raise GraphFileError(f"cannot read the ONNX file {where!r}: {err.strerror or err}") from err
     try:
         model = onnx.load_model_from_string(content)
-    except (DecodeError, ValueError, RuntimeError) as err:
-        raise GraphFileError(
-            f"{where!r} is not a readable ONNX model (truncated or corrupt?): {err}"
-        ) from err
+    except (DecodeError, ValueError, RuntimeError, RecursionError, MemoryError) as err:
+        why = f"truncated or corrupt? ({str(err) or type(err).__name__})"
+        if "MaxDepth" in str(err) or isinstance(err, RecursionError):
+            why = "messages (e.g. subgraphs in attributes) nested deeper than protobuf's limit of 100 levels"
+        raise GraphFileError(f"{where!r} is not a readable ONNX model: {why}") from err
     problems = _incomplete(model)
     if problems:
         raise GraphFileError(f"{where!r} is not a complete ONNX model (truncated or corrupt?): {problems}")
     return model
+
+
+def _not_text(value: object) -> bool:
+    """A proto2 string field whose bytes are not UTF-8 comes back as bytes."""
+    return not isinstance(value, str)
+
+
+def _bad_text(model: Any) -> str:
+    """The first name, op type or metadata entry the analysis reads that is not UTF-8 text, or ""."""
+    graph = model.graph
+    if _not_text(model.producer_name) or _not_text(model.producer_version):
+        return "the producer name or version"
+    for entry in model.opset_import:
+        if _not_text(entry.domain):
+            return "an opset_import domain"
+    for prop in graph.metadata_props:
+        if _not_text(prop.key) or _not_text(prop.value):
+            return f"graph metadata entry {prop.key!r}"
+    for kind, tensors in (
+        ("initializer", graph.initializer),
+        ("graph input", graph.input),
+        ("graph output", graph.output),
+    ):
+        for tensor in tensors:
+            if _not_text(tensor.name):
+                return f"the name of {kind} {tensor.name!r}"
+    for sparse in graph.sparse_initializer:
+        if _not_text(sparse.values.name):
+            return f"the name of sparse initializer {sparse.values.name!r}"
+    for position, node in enumerate(graph.node):
+        where = f"node #{position} ({node.name!r})"
+        if _not_text(node.name) or _not_text(node.op_type) or _not_text(node.domain):
+            return f"the name, op type or domain of {where}"
+        if any(map(_not_text, node.input)) or any(map(_not_text, node.output)):
+            return f"an input or output name of {where}"
+        for attr in node.attribute:
+            if _not_text(attr.name):
+                return f"an attribute name of {where}"
+        for prop in node.metadata_props:
+            if _not_text(prop.key) or _not_text(prop.value):
+                return f"metadata entry {prop.key!r} of {where}"
+    return ""
 
 
 def _incomplete(model: Any) -> str:
@@ -65,13 +114,26 @@ def _incomplete(model: Any) -> str:
         return "it has no graph nodes"
     if default_opset(model) is None:
         return "it imports no default-domain opset"
+    bad = _bad_text(model)
+    if bad:
+        return f"{bad} is not UTF-8 text"
     graph = model.graph
     known = {tensor.name for tensor in graph.initializer} | {value.name for value in graph.input}
     known |= {tensor.values.name for tensor in graph.sparse_initializer}
-    for node in graph.node:
+    for position, node in enumerate(graph.node):
         for tensor in node.input:
             if tensor and tensor not in known:
-                return f"node {node.name or node.op_type!r} reads {tensor!r}, which nothing produces"
+                return (
+                    f"node #{position} ({node.name or node.op_type!r}) reads {tensor!r}, which no initializer, "
+                    "graph input or earlier node produces (a missing producer, nodes out of topological "
+                    "order, or a cycle)"
+                )
+        for tensor in node.output:
+            if tensor and tensor in known:
+                return (
+                    f"node #{position} ({node.name or node.op_type!r}) writes {tensor!r}, which an "
+                    "initializer, a graph input or an earlier node produces already"
+                )
         known.update(node.output)
     dangling = [value.name for value in graph.output if value.name not in known]
     if dangling or not graph.output:

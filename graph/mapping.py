@@ -25,7 +25,7 @@ from typing import Any
 
 import schemas
 from graph.errors import GraphFileError
-from graph.files import write_atomic
+from graph.files import MAPPING_LIMIT, read_limited, write_atomic
 from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes, structure_digest
 
@@ -114,6 +114,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a mapping file.
 
@@ -123,13 +127,19 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     where = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise GraphFileError(f"cannot read the mapping file {where!r}: {err}") from err
+        text = read_limited(path, MAPPING_LIMIT).decode("utf-8")
+    except OSError as err:
+        raise GraphFileError(f"cannot read the mapping file {where!r}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise GraphFileError(
+            f"the mapping file {where!r} is not UTF-8 text (byte {err.start}: {err.reason})"
+        ) from err
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except ValueError as err:  # JSONDecodeError is a ValueError, and so is a duplicate key
         raise GraphFileError(f"the mapping file {where!r} is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise GraphFileError(f"the mapping file {where!r} nests arrays or objects too deeply") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GraphFileError(f'{where!r} is not a QuantScope mapping file (no "format": "{FORMAT}")')
     version = data.get("version")

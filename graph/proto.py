@@ -53,8 +53,8 @@ def node_keys(names: Iterable[str]) -> tuple[str, ...]:
     seen: set[str] = set()
     for index, name in enumerate(names):
         key = name or f"#{index}"
-        if key in seen:
-            key = f"{name}#{index}"
+        while key in seen:  # a node may be literally named like another's key (`#1`, `a#2`): append again
+            key = f"{key}#{index}"
         seen.add(key)
         keys.append(key)
     return tuple(keys)
