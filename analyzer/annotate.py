@@ -8,15 +8,15 @@ data and any external-data reference: no weight is read or written.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from analyzer.errors import InputFileError, OutputError
 from analyzer.report import NOT_CANDIDATE, Report
+from graph import files
+from graph.proto import node_keys
 
 PREFIX = "quantscope."
 DECISION = PREFIX + "decision"
@@ -113,9 +113,9 @@ def annotate_model(model: Any, report: Report) -> int:
     strip_weights(model)
     wanted = node_annotations(report)
     done = 0
-    for position, node in enumerate(model.graph.node):
-        # the loader names an unnamed node after its position
-        values = wanted.get(node.name) if node.name else wanted.get(f"#{position}")
+    # the report names nodes by the loader's keys (`#<index>` for an unnamed node, `<name>#<index>` for a repeat)
+    for key, node in zip(node_keys(node.name for node in model.graph.node), model.graph.node, strict=True):
+        values = wanted.get(key)
         if values:
             _set_metadata(node, values)
             done += 1
@@ -142,7 +142,8 @@ def write_annotated(
         InputFileError: `onnx_file` cannot be read as an ONNX model.
         OutputError: `out_file` is the input model itself, or cannot be written.
     """
-    import onnx
+    from graph.errors import GraphFileError
+    from graph.load import read_model
 
     source, target = Path(onnx_file), Path(out_file)
     if _same_file(source, target):
@@ -150,36 +151,12 @@ def write_annotated(
             f"{str(target)!r} is the input model; the annotated copy has no weights and would replace it"
         )
     try:
-        model = onnx.load(str(source), load_external_data=False)
-    except Exception as err:  # OSError, protobuf's DecodeError, onnx's own errors: all mean "not readable"
-        raise InputFileError(
-            f"cannot read {str(source)!r} as an ONNX model: {type(err).__name__}: {err}"
-        ) from err
+        model = read_model(source)  # the same reader as the analysis: regular file, size limit, no weights
+    except GraphFileError as err:
+        raise InputFileError(str(err)) from err
     annotate_model(model, report)
-    write_bytes_atomic(target, model.SerializeToString())
-    return target
-
-
-def write_bytes_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` through a temporary file in the same folder and a rename."""
-    if target.is_dir():
-        raise OutputError(f"cannot write {str(target)!r}: it is a directory")
-    tmp_name = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
-        tmp_name = None
+        files.write_atomic(target, model.SerializeToString())
     except OSError as err:
         raise OutputError(f"cannot write {str(target)!r}: {err.strerror or err}") from err
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+    return target

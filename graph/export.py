@@ -9,9 +9,12 @@ the in-memory IR it returns references the model's tensors, so no weight is ever
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -383,16 +386,21 @@ def _export_for_file(
 def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
     """Save an onnx_ir model with every weight in one external-data file `data_name` beside it.
 
-    The ONNX file is written to a temporary name and renamed, so a failure leaves an existing file as it was.
+    Both files are written into a temporary folder beside the target and renamed into place, the weights
+    first: a failure or an interrupt leaves existing files as they were and no temporary file behind. (The
+    two renames are not one step: a reader at that instant may see the new weights with the old graph.)
     """
     import onnx_ir as ir
 
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp")
+    if onnx_path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(onnx_path))
+    folder = Path(tempfile.mkdtemp(prefix=f".{onnx_path.name[:100]}.", suffix=".tmp", dir=onnx_path.parent))
     try:
         with quiet():
-            ir.save(ir_model, tmp, external_data=data_name)
-        os.replace(tmp, onnx_path)
+            ir.save(ir_model, folder / onnx_path.name, external_data=data_name)
+        if (folder / data_name).exists():
+            os.replace(folder / data_name, onnx_path.with_name(data_name))
+        os.replace(folder / onnx_path.name, onnx_path)
     finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        shutil.rmtree(folder, ignore_errors=True)
