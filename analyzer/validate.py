@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -90,16 +91,40 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
     return obj
 
 
+class _NotJson(ValueError):
+    """A token Python's json module accepts but JSON does not (NaN, Infinity, a number beyond a double)."""
+
+
+def _constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotJson(f"the number {text[:40]} is out of range")
+    return value
+
+
 def parse(text: str | bytes) -> tuple[Any, list[Problem]]:
-    """Parse config JSON; return the object (None when unparsable) and the syntax / duplicate-key problems."""
+    """Parse config JSON; return the object (None when unparsable) and the syntax / duplicate-key problems.
+
+    Read as AMCT reads it (`json.load` on a UTF-8 text file), minus what JSON itself forbids: bytes must be
+    UTF-8 (no UTF-16, no byte order mark), and NaN, Infinity and out-of-range numbers are syntax errors.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return None, [Problem("$", SYNTAX, f"not UTF-8 text (byte {err.start}: {err.reason})")]
     try:
-        obj = json.loads(text, object_pairs_hook=_object)
+        obj = json.loads(text, object_pairs_hook=_object, parse_constant=_constant, parse_float=_number)
     except json.JSONDecodeError as err:
         return None, [Problem("$", SYNTAX, f"line {err.lineno} column {err.colno}: {err.msg}")]
-    except UnicodeDecodeError as err:
-        return None, [Problem("$", SYNTAX, f"not UTF-8 text (byte {err.start}: {err.reason})")]
     except RecursionError:
         return None, [Problem("$", SYNTAX, "nested too deeply")]
+    except ValueError as err:  # _NotJson, or an integer of more than 4300 digits
+        return None, [Problem("$", SYNTAX, str(err).split(";")[0])]
     return obj, list(_duplicates(obj, []))
 
 
