@@ -31,9 +31,11 @@ torch is imported inside the functions only.
 
 from __future__ import annotations
 
-import hashlib
 import io
+import os
 import re
+import tempfile
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -212,21 +214,24 @@ def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold
     import onnx
     import torch
 
-    buffer = io.BytesIO()
     if fold:
-        torch.onnx.export(model, args, buffer, dynamo=False, opset_version=OPSET, verbose=False)  # type: ignore[arg-type]
-    else:
-        torch.onnx.export(
-            model,
-            args,
-            buffer,  # type: ignore[arg-type]
-            dynamo=False,
-            opset_version=OPSET,
-            verbose=False,
-            export_params=False,
-            do_constant_folding=False,
-            keep_initializers_as_inputs=True,
-        )
+        # through a file: above protobuf's 2 GB limit the exporter needs a path to write external data beside
+        with tempfile.TemporaryDirectory(prefix="quantscope-") as folder:
+            path = os.path.join(folder, "model.onnx")
+            torch.onnx.export(model, args, path, dynamo=False, opset_version=OPSET, verbose=False)
+            return onnx.load(path)
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model,
+        args,
+        buffer,  # type: ignore[arg-type]
+        dynamo=False,
+        opset_version=OPSET,
+        verbose=False,
+        export_params=False,
+        do_constant_folding=False,
+        keep_initializers_as_inputs=True,
+    )
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -245,9 +250,25 @@ def _producer(proto: Any, input_shapes: tuple[tuple[int | None, ...], ...]) -> P
     )
 
 
-def _value_key(array: Any) -> tuple[str, tuple[int, ...], str]:
-    contiguous = array.copy(order="C")
-    return (str(contiguous.dtype), tuple(contiguous.shape), hashlib.sha256(contiguous.tobytes()).hexdigest())
+def _constant(array: Any) -> bool:
+    """All elements equal (zeros, ones): such a value says nothing about which tensor it came from."""
+    flat = array.reshape(-1)
+    if flat.size <= 1:
+        return True
+    if (flat[:64] != flat[0]).any():  # the usual case, decided without a full pass
+        return False
+    return bool((flat == flat[0]).all())
+
+
+def _equal(value: torch.Tensor, other: torch.Tensor) -> bool:
+    """Same shape, dtype and values (either may be a transposed view); a few leading elements first, so
+    that most mismatches cost nothing."""
+    import torch
+
+    if value.shape != other.shape or value.dtype != other.dtype:
+        return False
+    head = tuple(slice(0, 4) for _ in value.shape)
+    return torch.equal(value[head], other[head]) and torch.equal(value, other)
 
 
 def initializer_params(proto: Any, model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
@@ -257,18 +278,17 @@ def initializer_params(proto: Any, model: torch.nn.Module) -> dict[str, tuple[st
     - the names the exporter gave the `Identity` copies it made when it merged parameters with equal
       values (`b.weight = Identity(a.weight)`);
     - for a renamed initializer (`onnx::MatMul_12`: a Linear weight the exporter transposed), the names of
-      the tensors whose value it holds, as is or transposed. Constant-valued tensors (zeros, ones) are not
-      matched by value: equal values would be a coincidence, not an identity. A folded tensor (BatchNorm
-      folded into a Conv) matches nothing and lists no name.
+      the tensors of the same shape whose value it holds, as is or transposed. Constant-valued tensors
+      (zeros, ones) are not matched by value: equal values would be a coincidence, not an identity. A
+      folded tensor (BatchNorm folded into a Conv) matches nothing and lists no name.
     """
+    import torch
     from onnx import numpy_helper
 
     state = _state_names(model)
-    by_value: dict[tuple[str, tuple[int, ...], str], list[str]] = defaultdict(list)
+    by_shape: dict[tuple[int, ...], list[str]] = defaultdict(list)
     for name, tensor in state.items():
-        array = tensor.detach().cpu().numpy()
-        if array.size > 1 and not (array == array.flat[0]).all():
-            by_value[_value_key(array)].append(name)
+        by_shape[tuple(tensor.shape)].append(name)
     aliases: dict[str, list[str]] = defaultdict(list)
     for node in proto.graph.node:
         if node.op_type == "Identity" and len(node.input) == 1 and node.output[0] in state:
@@ -280,9 +300,17 @@ def initializer_params(proto: Any, model: torch.nn.Module) -> dict[str, tuple[st
             names.add(tensor.name)
         else:
             array = numpy_helper.to_array(tensor)
-            names.update(by_value.get(_value_key(array), ()))
-            if array.ndim == 2:
-                names.update(by_value.get(_value_key(array.T), ()))
+            if not _constant(array):
+                with warnings.catch_warnings():  # a read-only buffer: only compared, never written
+                    warnings.simplefilter("ignore", UserWarning)
+                    value = torch.from_numpy(array)
+                for name in by_shape.get(tuple(array.shape), ()):
+                    if _equal(value, state[name].detach()):
+                        names.add(name)
+                if array.ndim == 2:  # a Linear weight the exporter stored transposed for MatMul
+                    for name in by_shape.get(tuple(reversed(array.shape)), ()):
+                        if _equal(value.T, state[name].detach()):
+                            names.add(name)
         found[tensor.name] = tuple(sorted(names))
     return found
 

@@ -294,7 +294,7 @@ def test_unknown_exporter_is_rejected() -> None:
 
 
 def test_both_exporters_failing_names_both() -> None:
-    with pytest.raises(ExportError, match=r"dynamo exporter.*torchscript exporter.*no forward today"):
+    with pytest.raises(ExportError, match=r"(?s)dynamo exporter.*torchscript exporter.*no forward today"):
         export_graph(Unexportable(), torch.randn(1, 2))
 
 

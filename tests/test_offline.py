@@ -498,3 +498,37 @@ def test_graph_package_offers_the_offline_entry_points() -> None:
 
     assert graph.export_onnx is graph.export.export_onnx
     assert graph.load_graph is graph.load.load_graph
+
+
+def test_weights_above_2gb_are_never_read(tmp_path: Path) -> None:
+    """A graph whose weights (declared as external data, 4.3 GB, in a file that does not exist) exceed
+    protobuf's 2 GB limit: only names and dims are read, so it analyses like any other."""
+    from onnx import TensorProto, helper
+
+    weight = TensorProto(name="fc.weight", data_type=TensorProto.FLOAT, dims=[65536, 16384])
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "missing.bin"), ("offset", "0"), ("length", str(65536 * 16384 * 4))):
+        weight.external_data.add(key=key, value=value)
+    gemm = helper.make_node("Gemm", ["x", "fc.weight"], ["y"], name="node_linear", transB=1)
+    for key, value in (
+        ("pkg.torch.onnx.name_scopes", "['', 'fc', 'linear']"),
+        (
+            "pkg.torch.onnx.class_hierarchy",
+            "['m.Net', 'torch.nn.modules.linear.Linear', 'aten.linear.default']",
+        ),
+    ):
+        gemm.metadata_props.add(key=key, value=value)
+    graph_ = helper.make_graph(
+        [gemm],
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16384])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 65536])],
+        initializer=[weight],
+    )
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(
+        helper.make_model(graph_, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+    )
+    out = tmp_path / "config.json"
+    create_quant_retrain_config_from_onnx(out, path)
+    assert list(json.loads(out.read_text())) == ["version", "batch_num", "fc"]
