@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from analyzer.api import create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from analyzer.errors import (
+    AnalysisError,
     ArgumentTypeError,
     ConfigError,
     ExportFailedError,
@@ -15,6 +16,7 @@ from analyzer.errors import (
 from analyzer.report import LayerRecord, Report
 
 __all__ = [
+    "AnalysisError",
     "ArgumentTypeError",
     "ConfigError",
     "ExportFailedError",

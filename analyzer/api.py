@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.checks import Finding, Severity, run_checks
 from analyzer.emit import render, write_atomic
-from analyzer.errors import ArgumentTypeError, ExportFailedError, InputFileError, NoQuantizableLayerError
+from analyzer.errors import (
+    AnalysisError,
+    ArgumentTypeError,
+    ExportFailedError,
+    InputFileError,
+    NoQuantizableLayerError,
+    QuantScopeError,
+)
 from analyzer.layers import GraphIndex, index_graph
 from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from analyzer.resolve import QuantLayer, resolve
@@ -158,8 +165,21 @@ def create_quant_retrain_config(
         exported = export_graph(model, input_data)
     except ExportError as err:
         raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
-    report, text = analyze(exported, simple)
+    try:
+        report, text = analyze(exported, simple)
+    except QuantScopeError:
+        raise
+    except Exception as err:
+        raise _unexpected(f"the graph exported from {type(model).__name__}", err) from err
     return _write(config_file, report, text)
+
+
+def _unexpected(source: str, err: Exception) -> AnalysisError:
+    """The last net: an exception the analysis did not expect, named after the input that caused it."""
+    return AnalysisError(
+        f"the analysis of {source} failed unexpectedly ({type(err).__name__}: {err}); this is a QuantScope "
+        "bug: please report it with that input"
+    )
 
 
 def create_quant_retrain_config_from_onnx(
@@ -201,6 +221,11 @@ def analyze_onnx(
     simple = _load_simple(config_defination)
     try:
         exported = load_graph(onnx_file, mapping_file)
+        return analyze(exported, simple)
     except GraphFileError as err:  # unreadable or truncated file, mapping that does not match, mapping needed
         raise InputFileError(str(err)) from err
-    return analyze(exported, simple)
+    except QuantScopeError:
+        raise
+    except Exception as err:  # graph/ and the checks raise GraphFileError or findings; anything else is a bug
+        inputs = repr(os.fspath(onnx_file)) + (f" with {os.fspath(mapping_file)!r}" if mapping_file else "")
+        raise _unexpected(inputs, err) from err

@@ -436,9 +436,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _read_config(path: str) -> bytes:
+    from graph.files import CONFIG_LIMIT, read_limited
+
     _input_file(path, "the config to validate")
     try:
-        return Path(path).read_bytes()
+        return read_limited(path, CONFIG_LIMIT)  # a regular file, and not a huge one
     except OSError as err:
         raise UsageError(f"{path}: cannot read: {err.strerror or err}") from err
 

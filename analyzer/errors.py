@@ -43,3 +43,8 @@ class ExportFailedError(QuantScopeError, RuntimeError):
 
 class OutputError(QuantScopeError, OSError):
     """An output file cannot be written; any previous file is left untouched."""
+
+
+class AnalysisError(QuantScopeError, RuntimeError):
+    """The analysis failed on an input it had accepted: a QuantScope bug that input triggers. The message
+    names the input; the original exception is chained. Nothing is written."""

@@ -27,6 +27,7 @@ REFLECT_ONLY = CASES_BY_NAME["reflect_only"]
 
 def test_public_surface_is_pinned() -> None:
     assert sorted(analyzer.__all__) == [
+        "AnalysisError",
         "ArgumentTypeError",
         "ConfigError",
         "ExportFailedError",
@@ -47,7 +48,9 @@ def test_errors_subclass_the_builtins_amct_callers_catch() -> None:
     assert issubclass(analyzer.NoQuantizableLayerError, ValueError)
     assert issubclass(analyzer.InputFileError, ValueError)
     assert issubclass(analyzer.ExportFailedError, RuntimeError)
+    assert issubclass(analyzer.AnalysisError, RuntimeError)
     for name in (
+        "AnalysisError",
         "ArgumentTypeError",
         "ConfigError",
         "NoQuantizableLayerError",
