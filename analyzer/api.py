@@ -40,9 +40,11 @@ PathArg = str | os.PathLike  # type: ignore[type-arg]
 def _check_path(value: Any, argument: str, optional: bool = False) -> None:
     if optional and value is None:
         return
+    expected = "str or os.PathLike" + (" or None" if optional else "")
     if not isinstance(value, (str, os.PathLike)):
-        expected = "str or os.PathLike" + (" or None" if optional else "")
         raise ArgumentTypeError(f"{argument} must be {expected}, got {type(value).__name__}")
+    if isinstance(value, os.PathLike) and not isinstance(os.fspath(value), str):
+        raise ArgumentTypeError(f"{argument} must be {expected} of a text path, got a bytes path")
 
 
 def _load_simple(config_defination: PathArg | None) -> SimpleConfig | None:

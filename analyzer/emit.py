@@ -132,7 +132,7 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
         raise OutputError(f"cannot write the config to {str(target)!r}: it is a directory")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # ValueError: a NUL character in the path
         raise OutputError(
             f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {err.strerror or err}"
         ) from err

@@ -48,6 +48,14 @@ def _size(count: int) -> str:
     return f"{count / MiB:.0f} MiB" if count >= MiB else f"{count} bytes"
 
 
+def _no_nul(name: str | bytes) -> None:
+    """The OS functions raise ValueError for a NUL in a path; make it the OSError every caller handles."""
+    if "\0" in os.fsdecode(name):
+        raise OSError(
+            errno.EINVAL, "the path contains a NUL character", os.fsdecode(name).replace("\0", "\\0")
+        )
+
+
 def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
     """The whole content of the regular file `path`, at most `limit` bytes.
 
@@ -56,6 +64,7 @@ def read_limited(path: str | os.PathLike[str], limit: int) -> bytes:
             without reading from it), or is larger than `limit`; `strerror` says which, `filename` is `path`.
     """
     name = os.fspath(path)
+    _no_nul(name)
     try:
         fd = os.open(name, _READ_FLAGS)
     except IsADirectoryError as err:
@@ -90,6 +99,7 @@ def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> Path:
         IsADirectoryError: `path` is a directory.
         OSError: the folder or the file cannot be written.
     """
+    _no_nul(os.fspath(path))
     target = Path(path)
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
