@@ -133,8 +133,9 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as err:  # ValueError: a NUL character in the path
+        why = getattr(err, "strerror", None) or err
         raise OutputError(
-            f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {err.strerror or err}"
+            f"cannot create the folder {str(target.parent)!r} for {str(target)!r}: {why}"
         ) from err
     existed = target.exists()
     try:
