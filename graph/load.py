@@ -28,6 +28,10 @@ from graph.proto import default_opset, metadata, read_initializers, read_inputs,
 from graph.scopes import dynamo_class_paths, dynamo_owner
 
 GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
+# set on nodes the onnxscript optimizer rewrote (torch.onnx.export's default optimize=True); a fused node
+# (BatchNorm into Conv) carries the scope of the module fused into it, not of the one that made the op
+REWRITE_RULE = "pkg.onnxscript.rewriter.rule_name"
+WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 _SIGNATURE_ENTRY = re.compile(
     r"^\s*\S+:\s+(PARAMETER|BUFFER|CONSTANT_TENSOR)\s+target='([^']*)'", re.MULTILINE
 )
@@ -195,6 +199,19 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
             f"{onnx_name!r} carries no module scopes in its node metadata (producer "
             f"{model.producer_name or '?'} {model.producer_version}; a TorchScript export has none): "
             f"a mapping file is needed; pass the one written with it by graph.export.export_onnx{hint}"
+        )
+    rewritten = [
+        f"{record.name} ({props[REWRITE_RULE]})"
+        for record, props in zip(records, (metadata(node.metadata_props) for node in graph.node), strict=True)
+        if record.op_type in WEIGHT_OPS and "Fuse" in props.get(REWRITE_RULE, "")
+    ]
+    if rewritten:
+        raise GraphFileError(
+            f"{onnx_name!r} was rewritten by the ONNX optimizer after export: the scopes of "
+            f"{len(rewritten)} weight op(s) no longer name the module that made them (e.g. BatchNorm fused into "
+            f"the Conv carries the BatchNorm's scope): {', '.join(rewritten[:3])}"
+            f"{' ...' if len(rewritten) > 3 else ''}; re-export with graph.export.export_onnx (no optimizer, "
+            "and a mapping file beside the ONNX file)"
         )
     params, buffers = _signature_targets(model)
     modules = derive_modules(params, buffers, scope_order, class_paths)

@@ -532,3 +532,30 @@ def test_weights_above_2gb_are_never_read(tmp_path: Path) -> None:
     out = tmp_path / "config.json"
     create_quant_retrain_config_from_onnx(out, path)
     assert list(json.loads(out.read_text())) == ["version", "batch_num", "fc"]
+
+
+class ConvBN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.bn(self.conv(x)).mean((2, 3)))
+
+
+def test_optimized_dynamo_file_is_refused_not_misread(tmp_path: Path) -> None:
+    """torch.onnx.export's default optimizer fuses BatchNorm into the Conv, whose node then carries the
+    BatchNorm's scope: read as is, `conv` would silently vanish from the config."""
+    path = tmp_path / "optimized.onnx"
+    torch.onnx.export(ConvBN().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=True, verbose=False)
+    proto = onnx.load(str(path), load_external_data=False)
+    assert not [node for node in proto.graph.node if node.op_type == "BatchNormalization"]  # fused
+    _assert_refused(
+        tmp_path, path, None, "rewritten by the ONNX optimizer", "FuseBatchNormIntoConv", "export_onnx"
+    )
+    files = export_onnx(ConvBN(), (torch.randn(1, 3, 8, 8),), tmp_path / "plain.onnx")
+    out = tmp_path / "plain.json"
+    create_quant_retrain_config_from_onnx(out, files.onnx_file)
+    assert list(json.loads(out.read_text())) == ["version", "batch_num", "conv", "fc"]
