@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import networkx as nx
@@ -21,6 +22,7 @@ from analyzer.layertypes import (
     WEIGHT_PASSTHROUGH_OPS,
 )
 from graph import keys
+from graph.build import paused_gc
 from graph.ir import ModuleInfo
 
 NodeKey = Any
@@ -140,33 +142,40 @@ def _matmul_bias(graph: nx.DiGraph, node: NodeKey) -> str | None:
 
 def index_graph(graph: nx.DiGraph) -> GraphIndex:
     """Collect the layers of `graph` in named_modules() order, plus the lookups the checks need."""
+    with paused_gc():
+        return _index(graph)
+
+
+def _index(graph: nx.DiGraph) -> GraphIndex:
     modules: tuple[ModuleInfo, ...] = graph.graph[keys.GRAPH_MODULES]
     producers: dict[str, NodeKey] = {}
+    initializers: set[NodeKey] = set()
+    op_nodes: list[tuple[int, NodeKey, dict[str, Any]]] = []
     for node, data in graph.nodes(data=True):
-        if data[keys.KIND] == keys.KIND_OP:
+        kind = data[keys.KIND]
+        if kind == keys.KIND_OP:
+            op_nodes.append((data[keys.INDEX], node, data))
             for out in data[keys.OUTPUTS]:
                 if out:
                     producers[out] = node
         else:
             producers[node[1]] = node
+            if kind == keys.KIND_INITIALIZER:
+                initializers.add(node)
+    op_nodes.sort(key=itemgetter(0))
 
-    ops_sorted = sorted(
-        (node for node, data in graph.nodes(data=True) if data[keys.KIND] == keys.KIND_OP),
-        key=lambda node: graph.nodes[node][keys.INDEX],
-    )
     scope: dict[str, list[NodeKey]] = defaultdict(list)
     quant_ops: dict[str | None, list[LayerOp]] = defaultdict(list)
     weight_consumers: dict[str, list[NodeKey]] = defaultdict(list)
     consumers: dict[str, list[NodeKey]] = defaultdict(list)
     seen_classes: dict[str, str | None] = {}
-    for node in ops_sorted:
-        data = graph.nodes[node]
+    for _, node, data in op_nodes:
         owner = data[keys.MODULE]
         if owner is not None:
             scope[owner].append(node)
             seen_classes.setdefault(owner, data[keys.MODULE_CLASS])
         for pred in graph.predecessors(node):
-            if graph.nodes[pred][keys.KIND] == keys.KIND_INITIALIZER:
+            if pred in initializers:
                 consumers[pred[1]].append(node)
         if data[keys.OP_TYPE] in QUANTIZABLE_OPS:
             op = _layer_op(graph, node, producers)
