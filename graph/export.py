@@ -13,6 +13,7 @@ import errno
 import io
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -256,8 +257,25 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
     raise _failure(errors)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_SUMMARY = re.compile(r"## Exception summary\s*<class '([^']+)'>: ([^\n]*)")
+
+
+def summarize_error(err: BaseException, limit: int = 300) -> str:
+    """One line for an exporter's error: the root cause the dynamo exporter's long report ends with, or the
+    first line of the message; the full exception stays chained."""
+    text = _ANSI.sub("", str(err))
+    found = _SUMMARY.search(text)
+    if found:
+        line = f"{found.group(1).rsplit('.', 1)[-1]}: {found.group(2).strip()}"
+    else:
+        first = next((part.strip() for part in text.splitlines() if part.strip()), "")
+        line = f"{type(err).__name__}: {first}" if first else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _failure(errors: list[tuple[str, BaseException]]) -> ExportError:
-    detail = "; ".join(f"{name} exporter: {type(err).__name__}: {err}" for name, err in errors)
+    detail = "; ".join(f"{name} exporter: {summarize_error(err)}" for name, err in errors)
     failure = ExportError(f"the model could not be exported to ONNX ({detail})")
     failure.__cause__ = errors[-1][1]
     return failure
