@@ -1,6 +1,6 @@
 """Measurements that need a fresh process (peak RSS is per process): run as `python -m benchmarks.child ...`.
 
-    python -m benchmarks.child meta <1B|7B|70B|tiny> <library|export>
+    python -m benchmarks.child meta <1B|7B|70B> <library|export|file>
     python -m benchmarks.child memory <model> <cold|warm>
 
 Each prints one JSON line with its figures.
@@ -8,14 +8,13 @@ Each prints one JSON line with its figures.
 
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import child_output, current_rss_bytes, peak_rss_bytes
+from benchmarks.measure import child_output, current_rss_bytes, peak_rss_bytes, quiet_logs
 
 
 def meta(shape_name: str, mode: str) -> dict[str, Any]:
@@ -26,7 +25,7 @@ def meta(shape_name: str, mode: str) -> dict[str, Any]:
     from benchmarks.library import bare_export
     from benchmarks.models import LLAMA_SHAPES, llama, llama_inputs
 
-    logging.getLogger("analyzer").setLevel(logging.ERROR)
+    quiet_logs()
     shape = LLAMA_SHAPES[shape_name]
     start = time.perf_counter()
     with torch.device("meta"):
@@ -40,11 +39,37 @@ def meta(shape_name: str, mode: str) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             report = create_quant_retrain_config(Path(tmp) / "config.json", model, ids)
         result["layers_quantized"] = len(report.quantized)
-    else:
+    elif mode == "export":
         result["onnx_nodes"] = len(bare_export(model, ids).model.graph)
+    else:
+        return _weight_free_file(model, ids, result)
     result.update(
         build_s=build, call_s=time.perf_counter() - start, rss_before=rss_before, peak_rss=peak_rss_bytes()
     )
+    return result
+
+
+def _weight_free_file(model: Any, ids: Any, result: dict[str, Any]) -> dict[str, Any]:
+    """Write the meta model's ONNX file (+ mapping) with `graph.export.export_onnx`, then analyse it offline."""
+    from analyzer.api import analyze_onnx
+    from graph.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        try:
+            written = export_onnx(model, ids, Path(tmp) / "model.onnx")
+        except Exception as err:  # reported in the table: what the exporter does with a meta model
+            result["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+            return result
+        result["export_s"] = time.perf_counter() - start
+        result["onnx_bytes"] = written.onnx_file.stat().st_size
+        data = written.data_file.stat() if written.data_file.exists() else None
+        result["data_bytes_on_disk"] = data.st_blocks * 512 if data is not None else 0
+        start = time.perf_counter()
+        report, _ = analyze_onnx(written.onnx_file, written.mapping_file)
+        result["offline_s"] = time.perf_counter() - start
+        result["layers_quantized"] = len(report.quantized)
+    result["peak_rss"] = peak_rss_bytes()
     return result
 
 
@@ -83,7 +108,7 @@ def memory(name: str, mode: str) -> dict[str, Any]:
     from analyzer import create_quant_retrain_config
     from benchmarks.models import parameter_bytes
 
-    logging.getLogger("analyzer").setLevel(logging.ERROR)
+    quiet_logs()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
         if mode == "warm":

@@ -1,5 +1,6 @@
 """Llama-shaped models on the meta device: wall time and peak RSS of the whole library call, each in a fresh
-process, with a bare export of the same model (also in a fresh process) for comparison."""
+process, with a bare export of the same model (also in a fresh process) for comparison; and the weight-free
+ONNX file `graph.export.export_onnx` writes for such a model, analysed offline."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ def run(quick: bool) -> dict[str, Any]:
                 "ratio": library["call_s"] / export["call_s"],
             }
         )
+    file_shape = QUICK_SHAPES[-1] if quick else TARGET_SHAPE
+    weight_free = run_child("meta", [file_shape, "file"])
     return {
+        "weight_free_file": weight_free,
         "target_shape": TARGET_SHAPE,
         "target_seconds": TARGET_SECONDS,
         "target_peak_rss": TARGET_PEAK_RSS,

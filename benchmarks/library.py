@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import torch
 
 from analyzer import create_quant_retrain_config
-from benchmarks.measure import paired
+from benchmarks.measure import paired, quiet_logs
 from benchmarks.models import export_cases, parameter_bytes
 from graph.export import OPSET
 
@@ -24,20 +23,22 @@ def bare_export(model: torch.nn.Module, args: tuple[Any, ...]) -> Any:
 
 def run(repeats: int, quick: bool) -> dict[str, Any]:
     rows = []
-    logging.getLogger("analyzer").setLevel(logging.ERROR)  # one warning per advisory kind otherwise
+    quiet_logs()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
         for case in export_cases(quick):
             torch.manual_seed(0)
             model = case.build().eval()
             args = case.inputs()
+            # the warm-up pair, whose results give the table's node and layer counts
             nodes = len(bare_export(model, args).model.graph)
+            report = create_quant_retrain_config(config, model, args)
             result = paired(
                 lambda model=model, args=args: bare_export(model, args),
                 lambda model=model, args=args: create_quant_retrain_config(config, model, args),
                 repeats,
+                warmup=0,
             )
-            report = create_quant_retrain_config(config, model, args)
             rows.append(
                 {
                     "model": case.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import resource
 import statistics
@@ -83,6 +84,12 @@ def load_average() -> tuple[float, float, float] | None:
         return os.getloadavg()
     except OSError:
         return None
+
+
+def quiet_logs() -> None:
+    """QuantScope's own log lines (a warning per advisory kind, an overwritten config file) are noise here."""
+    for name in ("analyzer", "graph"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def peak_rss_bytes() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import onnx
 
 from analyzer.api import analyze_onnx
-from benchmarks.measure import paired
+from benchmarks.measure import paired, quiet_logs
 from benchmarks.synthetic import write_synthetic
 
 TARGET_RATIO = 3.0
@@ -82,7 +81,7 @@ def _row(name: str, path: Path, mapping: Path | None, repeats: int) -> dict[str,
 
 
 def run(repeats: int, quick: bool) -> dict[str, Any]:
-    logging.getLogger("analyzer").setLevel(logging.ERROR)
+    quiet_logs()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

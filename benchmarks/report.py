@@ -196,7 +196,20 @@ def huge_section(data: dict[str, Any]) -> str:
         "ratio",
     )
     note = "peak RSS: ru_maxrss of the whole process (Python, torch and the model included)"
-    return title + "\n" + table(headers, rows) + "\n" + note
+    return (
+        title + "\n" + table(headers, rows) + "\n" + note + "\n" + _weight_free_line(data["weight_free_file"])
+    )
+
+
+def _weight_free_line(data: dict[str, Any]) -> str:
+    head = f"weight-free ONNX file of the {data['shape']}-shaped meta model with graph.export.export_onnx: "
+    if "error" in data:
+        return head + f"fails ({data['error']})"
+    return head + (
+        f"export {_s(data['export_s'])}, ONNX file {data['onnx_bytes'] / MB:,.1f} MB, weights on disk "
+        f"{data['data_bytes_on_disk'] / MB:,.1f} MB; offline analysis {_s(data['offline_s'])}, "
+        f"{data['layers_quantized']} layers quantized; peak RSS {_mb(data['peak_rss'])}"
+    )
 
 
 def memory_section(data: dict[str, Any]) -> str:
