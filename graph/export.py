@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -413,12 +414,20 @@ def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     if onnx_path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(onnx_path))
-    folder = Path(tempfile.mkdtemp(prefix=f".{onnx_path.name[:100]}.", suffix=".tmp", dir=onnx_path.parent))
+    folder = Path(
+        tempfile.mkdtemp(
+            prefix=f".{os.fsdecode(os.fsencode(onnx_path.name)[:100])}.", suffix=".tmp", dir=onnx_path.parent
+        )
+    )
     try:
         with quiet():
             ir.save(ir_model, folder / onnx_path.name, external_data=data_name)
-        if (folder / data_name).exists():
-            os.replace(folder / data_name, onnx_path.with_name(data_name))
-        os.replace(folder / onnx_path.name, onnx_path)
+        for name, target in ((data_name, onnx_path.with_name(data_name)), (onnx_path.name, onnx_path)):
+            staged = folder / name
+            if name == data_name and not staged.exists():  # no weights: no data file
+                continue
+            with contextlib.suppress(OSError):  # a replaced file keeps its permissions
+                os.chmod(staged, stat.S_IMODE(target.stat().st_mode))
+            os.replace(staged, target)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
