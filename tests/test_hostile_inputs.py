@@ -139,6 +139,7 @@ CORPUS: dict[str, Expect] = {
     "config_wrong_type.json": _e("config", "schema", "$.batch_num", "'1' is not of type 'integer'"),
     "config_nan.json": _e("config", "syntax", "NaN is not a JSON value"),
     "config_huge_number.json": _e("config", "syntax", "1e999", "out of range"),
+    "config_integer_too_long.json": _e("config", "syntax", "4300 digits"),
     "config_truncated.json": _e("config", "syntax", "line 1 column 81"),
     "config_nested_too_deep.json": _e("config", "syntax", "nested too deeply"),
     "config_top_level_array.json": _e("config", "schema", "is not of type 'object'"),
