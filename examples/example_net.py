@@ -1,7 +1,7 @@
 """A small model that shows every kind of decision QuantScope makes, for the README's CLI walk-through.
 
-    quantscope export examples/example_net.py:build --input-shape 1,3,32,32 -o net.onnx
-    quantscope explain net.onnx
+quantscope export examples/example_net.py:build --input-shape 1,3,32,32 -o net.onnx
+quantscope explain net.onnx
 """
 
 from __future__ import annotations
