@@ -11,6 +11,9 @@ CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"
 
 
 _SEPARATOR = "', '"
+# longest scope text parsed: a real one is a few hundred characters; parsing megabytes of a hostile file's
+# metadata with `ast.literal_eval` would cost seconds and gigabytes (and the cache would keep it)
+MAX_SCOPE_TEXT = 64 * 1024
 
 
 @functools.lru_cache(maxsize=4096)
@@ -19,10 +22,10 @@ def _literal_list(text: str | None) -> tuple[str, ...] | None:
 
     Every node of a dynamo export carries two of these, so the common case is parsed by splitting: the repr of
     a list of strings none of which needs a quote or an escape is exactly `['a', 'b']`. Anything else goes
-    through `ast.literal_eval`. Cached, because a node's two lists are read once for its owner and once for
+    through `ast.literal_eval`; text longer than `MAX_SCOPE_TEXT` is not parsed (None). Cached, because a node's two lists are read once for its owner and once for
     the module classes, and class hierarchies repeat across nodes.
     """
-    if not text:
+    if not text or len(text) > MAX_SCOPE_TEXT:
         return None
     if text.startswith("['") and text.endswith("']") and len(text) >= 4:
         inner = text[2:-2]

@@ -595,3 +595,21 @@ def test_unusual_layer_names_in_a_simple_config(tmp_path: Path) -> None:
     bad.write_text('skip_layers: "blöck 1.uni"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"'blöck 1\.uni'.*did you mean 'blöck 1\.ünï'"):
         analyze_onnx(FIXTURES / "weird_names_dynamo.onnx", None, bad)
+
+
+def test_huge_scope_metadata_is_not_parsed(tmp_path: Path) -> None:
+    """A node's module scopes are a Python repr parsed with `ast.literal_eval`; megabytes of it (a hostile file)
+    are not parsed: the op's owner is then unknown, which the report says."""
+    huge = repr(["", "conv", *(f"\\{i}" for i in range(200_000)), "conv2d"])  # escapes: no fast path
+
+    def edit(model: onnx.ModelProto) -> None:
+        node = next(node for node in model.graph.node if node.op_type == "Conv")
+        props = {prop.key: prop.value for prop in node.metadata_props}
+        props["pkg.torch.onnx.name_scopes"] = huge
+        del node.metadata_props[:]
+        for key, value in props.items():
+            node.metadata_props.add(key=key, value=value)
+
+    report, _text = analyze_onnx(_edited_dynamo(tmp_path, edit))
+    assert any("cannot be established" in note.reason for note in report.notes)
+    assert {record.name: record.decision for record in report.layers}["fc"] == "quantize"
