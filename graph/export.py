@@ -9,7 +9,6 @@ the in-memory IR it returns references the model's tensors, so no weight is ever
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import logging
 import os
@@ -376,6 +375,11 @@ def export_onnx(
         except Exception as err:  # the exporters raise anything
             raise _failure([(exporter, err)]) from err
         graph = with_model_facts(graph, model)
+    from graph.files import check_target
+
+    check_target(
+        mapping_path
+    )  # before the ONNX file is replaced: a mapping that cannot be written is known now
     write_model(ir_model, onnx_path, data_path.name)
 
     from graph.load import read_model
@@ -411,9 +415,11 @@ def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
     """
     import onnx_ir as ir
 
+    from graph.files import check_target
+
+    for target in (onnx_path, onnx_path.with_name(data_name)):
+        check_target(target)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    if onnx_path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a directory", str(onnx_path))
     folder = Path(
         tempfile.mkdtemp(
             prefix=f".{os.fsdecode(os.fsencode(onnx_path.name)[:100])}.", suffix=".tmp", dir=onnx_path.parent

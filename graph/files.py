@@ -97,12 +97,11 @@ def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> Path:
 
     Raises:
         IsADirectoryError: `path` is a directory.
+        PermissionError: `path` is a file without write permission (left as it is).
         OSError: the folder or the file cannot be written.
     """
-    _no_nul(os.fspath(path))
     target = Path(path)
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
+    check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
@@ -125,6 +124,21 @@ def write_atomic(path: str | os.PathLike[str], content: str | bytes) -> Path:
         raise
     _sync_folder(target.parent)
     return target
+
+
+def check_target(target: Path) -> None:
+    """Refuse a target a rename would replace but a plain write could not: a directory, or a file without
+    write permission (read-only on purpose; a rename would not ask).
+
+    Raises:
+        OSError: a NUL character in the path (EINVAL), a directory (IsADirectoryError) or a read-only file
+            (PermissionError).
+    """
+    _no_nul(os.fspath(target))
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
+    if target.is_file() and not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, "is read-only (no write permission)", str(target))
 
 
 def _create_temporary(target: Path) -> tuple[int, str]:

@@ -238,3 +238,29 @@ def test_long_target_names_fit(tmp_path: Path) -> None:
     target = tmp_path / ("ü" * 120 + ".json")  # 245 bytes in UTF-8
     create_quant_retrain_config_from_onnx(target, TINY_DYNAMO)
     assert [path.name for path in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.parametrize("writer", WRITERS.values(), ids=WRITERS.keys())
+def test_read_only_target_is_refused(
+    writer: Callable[[Path], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename would replace a read-only file without asking; a write to it would fail: refuse it."""
+    target = tmp_path / "target.file"
+    target.write_bytes(PREVIOUS)
+    os.chmod(target, 0o444)
+    if os.geteuid() == 0:  # root may write anything: make the permission check see what a user would
+        real_access = os.access
+
+        def access(path: Any, mode: int, **kwargs: Any) -> bool:
+            if Path(os.fsdecode(path)) == target and mode & os.W_OK:
+                return False
+            return real_access(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    before = _folder(tmp_path)
+    with pytest.raises((OSError, CliFailed)) as caught:
+        writer(target)
+    if writer in (_config, _annotated):
+        assert isinstance(caught.value, OutputError)
+        assert "read-only" in str(caught.value) and str(target) in str(caught.value)
+    assert _folder(tmp_path) == before
