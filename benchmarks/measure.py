@@ -93,7 +93,20 @@ def quiet_logs() -> None:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports kilobytes)."""
+    """Peak resident set size of this process so far.
+
+    `VmHWM` from /proc: the high-water mark of this process's own address space. `getrusage().ru_maxrss` is no
+    good in a child: on Linux an exec'd process starts with the RSS its parent had when it forked (a child of the
+    benchmark runner reported the runner's 1.3 GB whatever it did), so it is only the fallback where /proc is
+    missing.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

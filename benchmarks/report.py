@@ -179,7 +179,7 @@ def huge_section(data: dict[str, Any]) -> str:
         for row in data["rows"]
     ]
     title = (
-        "Llama-shaped models on the meta device, one fresh process per run "
+        f"Llama-shaped models on the meta device, a fresh process per run, medians of {data['runs']} "
         f"(target for {data['target_shape']}: call <= {data['target_seconds']:.0f} s, "
         f"peak RSS <= {data['target_peak_rss'] / GB:.0f} GB)"
     )
@@ -195,7 +195,7 @@ def huge_section(data: dict[str, Any]) -> str:
         "peak RSS",
         "ratio",
     )
-    note = "peak RSS: ru_maxrss of the whole process (Python, torch and the model included)"
+    note = "peak RSS: VmHWM of the whole process (Python, torch and the model included)"
     return (
         title + "\n" + table(headers, rows) + "\n" + note + "\n" + _weight_free_line(data["weight_free_file"])
     )

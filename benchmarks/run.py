@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only", choices=SECTION_NAMES, action="append", help="run only this benchmark (repeatable)"
     )
-    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 5, 2 with --quick)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 7, 2 with --quick)")
     parser.add_argument(
         "--json", type=Path, default=HERE / "results" / "latest.json", help="where the JSON results go"
     )
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ignore"
     )  # the exporter's deprecation chatter, for the bare export as for the library
 
-    repeats = args.repeats or (2 if args.quick else 5)
+    repeats = args.repeats or (2 if args.quick else 7)
     chosen = args.only or list(SECTION_NAMES)
     runners = {
         "library": lambda: library.run(repeats, args.quick),
