@@ -77,11 +77,7 @@ def analyze(
         raise NoQuantizableLayerError(_nothing_to_quantize(index, excluded), report=report)
     reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
     module_classes = {name: info.class_name for name, info in index.modules.items()}
-    resolved = resolve(quantizable, simple, reasons_by_layer, module_classes)
-    if not any(setting.retrain_enable for setting in resolved.layers):
-        raise NoQuantizableLayerError(
-            "no layer retrain enabled: the simple config disables every quantizable layer"
-        )
+    resolved = resolve(quantizable, simple, reasons_by_layer, module_classes)  # raises when all are disabled
     text = render(resolved)
     config_notes = tuple(
         Finding("QS301", "config-note", Severity.INFO, layer or None, note) for layer, note in resolved.notes
