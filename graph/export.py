@@ -182,6 +182,23 @@ def _as_args(input_data: Any) -> tuple[Any, ...]:
     return input_data if isinstance(input_data, tuple) else (input_data,)
 
 
+def is_all_meta(model: torch.nn.Module) -> bool:
+    """Whether `model` has parameters or buffers and every one of them is on the meta device."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return bool(tensors) and all(tensor.is_meta for tensor in tensors)
+
+
+def _model_args(model: torch.nn.Module, input_data: Any) -> tuple[Any, ...]:
+    """The example inputs as a tuple; for a model whose every parameter and buffer is on the meta device,
+    tensor inputs are moved to meta too (only their shapes matter), so CPU example inputs are accepted."""
+    import torch
+
+    args = _as_args(input_data)
+    if not is_all_meta(model):
+        return args
+    return tuple(arg.to("meta") if isinstance(arg, torch.Tensor) else arg for arg in args)
+
+
 def _input_shapes(args: Sequence[Any]) -> tuple[tuple[int | None, ...], ...]:
     return tuple(tuple(int(d) for d in arg.shape) for arg in args if hasattr(arg, "shape"))
 
@@ -227,7 +244,8 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
 
     Args:
         model: the model; it is left exactly as it was (training flags restored, nothing attached).
-        input_data: a tuple of example inputs, or a single tensor.
+        input_data: a tuple of example inputs, or a single tensor. When every parameter and buffer of
+            the model is on the meta device, tensor inputs are moved to meta (CPU inputs are accepted).
         exporter: "dynamo" or "torchscript" to force one; None tries dynamo, then TorchScript.
 
     Raises:
@@ -237,7 +255,7 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
     if exporter is not None and exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)} or None, got {exporter!r}")
     model = unwrap(model)
-    args = _as_args(input_data)
+    args = _model_args(model, input_data)
     modules = module_table(model)
     chosen = EXPORTERS if exporter is None else (exporter,)
     errors: list[tuple[str, BaseException]] = []
@@ -312,7 +330,7 @@ class OnnxExport:
     """The files `export_onnx` wrote."""
 
     onnx_file: Path
-    data_file: Path  # the weights (external data), beside the ONNX file
+    data_file: Path  # the weights (external data), beside the ONNX file; not written for a meta-device model
     mapping_file: Path
     exporter: str
 
@@ -332,9 +350,16 @@ def export_onnx(
     with `analyzer.create_quant_retrain_config_from_onnx` gives the same config as
     `analyzer.create_quant_retrain_config` on the model.
 
+    A model on the meta device (built under `with torch.device("meta")`) has shapes but no weights: its
+    ONNX file is weight-free. Its initializers still point into `<onnx file name>.data` (location, offset
+    and length as if the weights were there), but that file is not written (it would be as large as the
+    weights); the offline analysis never opens external data, so the pair analyses like the model. An
+    existing data file at that path is left as it was.
+
     Args:
         model: the model (a DataParallel/DistributedDataParallel wrapper is unwrapped); left unchanged.
-        input_data: a tuple of example inputs, or a single tensor.
+        input_data: a tuple of example inputs, or a single tensor. When every parameter and buffer of
+            the model is on the meta device, tensor inputs are moved to meta (CPU inputs are accepted).
         onnx_file: where the ONNX file is written (an existing one is replaced; folders are created).
         mapping_file: where the mapping is written; None for the default beside the ONNX file.
         exporter: "dynamo" (default, module scopes in the node metadata too) or "torchscript" (the exporter's
@@ -367,7 +392,7 @@ def export_onnx(
     mapping_path = Path(mapping_file) if mapping_file is not None else default_mapping_path(onnx_path)
     data_path = onnx_path.with_name(onnx_path.name + ".data")
     model = unwrap(model)
-    args = _as_args(input_data)
+    args = _model_args(model, input_data)
     modules = module_table(model)
     with eval_mode(model):
         try:
@@ -406,8 +431,38 @@ def _export_for_file(
     return ir.from_proto(proto), graph
 
 
+def _point_meta_weights_at(ir_model: Any, data_name: str, base_dir: Path) -> bool:
+    """If the exported model's initializers hold meta-device tensors (shapes, no data), replace each of those
+    by an external reference into `data_name` at consecutive offsets, without reading or writing any data,
+    and return True. Initializers with data (constants the export created) stay in the ONNX file.
+    """
+    import onnx_ir as ir
+
+    values = list(ir_model.graph.initializers.values())
+    if not any(getattr(getattr(value.const_value, "raw", None), "is_meta", False) for value in values):
+        return False
+    offset = 0
+    for value in values:
+        tensor = value.const_value
+        if tensor is None or not getattr(getattr(tensor, "raw", None), "is_meta", False):
+            continue
+        length = tensor.nbytes
+        value.const_value = ir.ExternalTensor(
+            data_name,
+            offset,
+            length,
+            tensor.dtype,
+            shape=tensor.shape,
+            name=value.name or "",
+            base_dir=base_dir,
+        )
+        offset += length
+    return True
+
+
 def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
-    """Save an onnx_ir model with every weight in one external-data file `data_name` beside it.
+    """Save an onnx_ir model with every weight in one external-data file `data_name` beside it (a
+    meta-device model's initializers point into that file, which is then not written).
 
     Both files are written into a temporary folder beside the target and renamed into place, the weights
     first: a failure or an interrupt leaves existing files as they were and no temporary file behind. (The
@@ -427,7 +482,10 @@ def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
     )
     try:
         with quiet():
-            ir.save(ir_model, folder / onnx_path.name, external_data=data_name)
+            if _point_meta_weights_at(ir_model, data_name, folder):
+                ir.save(ir_model, folder / onnx_path.name)  # no data to write: the data file is not created
+            else:
+                ir.save(ir_model, folder / onnx_path.name, external_data=data_name)
         for name, target in ((data_name, onnx_path.with_name(data_name)), (onnx_path.name, onnx_path)):
             staged = folder / name
             if name == data_name and not staged.exists():  # no weights: no data file
