@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
+from analyzer import emit
 from analyzer.emit import schema_errors
 
 
@@ -64,3 +67,20 @@ def test_an_error_is_reported_for_every_equal_layer() -> None:
         "$.a.retrain_data_config.dst_type",
         "$['c d'].retrain_data_config.dst_type",
     ]
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        [],
+        {"version": 1},
+        {"a": {}, "b": [], "c": {}},
+        {"version": 1, "x y": {"q": [1, 2.5, {"z": "a\nb"}], "e": {}}, "é": {"k": "ü"}, "n": None},
+        {f"layer{i}": {"retrain_enable": True, "cfg": {"algo": "ulq", "list": [i % 2]}} for i in range(6)},
+    ],
+    ids=["empty", "list", "scalar", "empty-values", "escapes", "repeated-layers"],
+)
+def test_dumps_is_json_dumps_with_amct_formatting(obj: Any) -> None:
+    """`dumps` formats each distinct layer once; the text must stay exactly what `json.dumps` writes."""
+    assert emit.dumps(obj) == json.dumps(obj, indent=4, separators=(",", ":"))
