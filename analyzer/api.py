@@ -26,7 +26,7 @@ from analyzer.errors import (
 from analyzer.layers import GraphIndex, index_graph
 from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from analyzer.resolve import QuantLayer, resolve
-from graph.build import build_graph
+from graph.build import build_graph, paused_gc
 from graph.ir import ExportedGraph
 
 if TYPE_CHECKING:
@@ -218,8 +218,9 @@ def analyze_onnx(
 
     simple = _load_simple(config_defination)
     try:
-        exported = load_graph(onnx_file, mapping_file)
-        return analyze(exported, simple)
+        with paused_gc():  # the records and the graph are built, not freed: collections would find nothing
+            exported = load_graph(onnx_file, mapping_file)
+            return analyze(exported, simple)
     except GraphFileError as err:  # unreadable or truncated file, mapping that does not match, mapping needed
         raise InputFileError(str(err)) from err
     except QuantScopeError:

@@ -16,21 +16,22 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from graph.errors import GraphFileError
 from graph.files import ONNX_LIMIT, read_limited
-from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.ir import ExportedGraph, ModuleInfo, Producer, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
 from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
-from graph.scopes import dynamo_class_paths, dynamo_owner
+from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, dynamo_class_paths, dynamo_owner
 
 GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
 # set on nodes the onnxscript optimizer rewrote (torch.onnx.export's default optimize=True); a fused node
 # (BatchNorm into Conv) carries the scope of the module fused into it, not of the one that made the op
 REWRITE_RULE = "pkg.onnxscript.rewriter.rule_name"
+# the node metadata entries the loader reads (a node carries several more, which are skipped)
+_READ_METADATA = frozenset({NAME_SCOPES, CLASS_HIERARCHY, REWRITE_RULE})
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 _SIGNATURE_ENTRY = re.compile(
     r"^\s*\S+:\s+(PARAMETER|BUFFER|CONSTANT_TENSOR)\s+target='([^']*)'", re.MULTILINE
@@ -75,8 +76,9 @@ def _not_text(value: object) -> bool:
     return not isinstance(value, str)
 
 
-def _bad_text(model: Any) -> str:
-    """The first name, op type or metadata entry the analysis reads that is not UTF-8 text, or ""."""
+def _bad_text(model: Any, nodes: bool = True) -> str:
+    """The first name, op type or metadata entry the analysis reads that is not UTF-8 text, or ""; with
+    `nodes` False, only outside the nodes."""
     graph = model.graph
     if _not_text(model.producer_name) or _not_text(model.producer_version):
         return "the producer name or version"
@@ -97,7 +99,7 @@ def _bad_text(model: Any) -> str:
     for sparse in graph.sparse_initializer:
         if _not_text(sparse.values.name):
             return f"the name of sparse initializer {sparse.values.name!r}"
-    for position, node in enumerate(graph.node):
+    for position, node in enumerate(graph.node if nodes else ()):
         where = f"node #{position} ({node.name!r})"
         if _not_text(node.name) or _not_text(node.op_type) or _not_text(node.domain):
             return f"the name, op type or domain of {where}"
@@ -118,12 +120,51 @@ def _incomplete(model: Any) -> str:
         return "it has no graph nodes"
     if default_opset(model) is None:
         return "it imports no default-domain opset"
-    bad = _bad_text(model)
-    if bad:
-        return f"{bad} is not UTF-8 text"
     graph = model.graph
     known = {tensor.name for tensor in graph.initializer} | {value.name for value in graph.input}
     known |= {tensor.values.name for tensor in graph.sparse_initializer}
+    produced = set(known)
+    if not _nodes_are_whole(graph, produced):  # say which problem comes first, as the checks order them
+        bad = _bad_text(model)
+        if bad:
+            return f"{bad} is not UTF-8 text"
+        return _unproduced(graph, known)
+    bad = _bad_text(model, nodes=False)
+    if bad:
+        return f"{bad} is not UTF-8 text"
+    dangling = [value.name for value in graph.output if value.name not in produced]
+    if dangling or not graph.output:
+        return f"graph output(s) {', '.join(map(repr, dangling)) or '(none)'} are not produced"
+    return ""
+
+
+def _nodes_are_whole(graph: Any, known: set[str]) -> bool:
+    """One pass over the nodes: every text the analysis reads is UTF-8 text, every input is produced
+    before it is read and no output is produced twice. `known` (initializers and graph inputs) grows by the
+    nodes' outputs. False sends the caller to the checks that word the first problem."""
+    text = str
+    for node in graph.node:
+        if type(node.name) is not text or type(node.op_type) is not text or type(node.domain) is not text:
+            return False
+        for tensor in node.input:
+            if type(tensor) is not text or (tensor and tensor not in known):
+                return False
+        outputs = node.output
+        for tensor in outputs:
+            if type(tensor) is not text or (tensor and tensor in known):
+                return False
+        known.update(outputs)
+        for attr in node.attribute:
+            if type(attr.name) is not text:
+                return False
+        for prop in node.metadata_props:
+            if type(prop.key) is not text or type(prop.value) is not text:
+                return False
+    return True
+
+
+def _unproduced(graph: Any, known: set[str]) -> str:
+    """The first node that reads a tensor not produced before it or writes one produced already, or ""."""
     for position, node in enumerate(graph.node):
         for tensor in node.input:
             if tensor and tensor not in known:
@@ -180,18 +221,20 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
         GraphFileError: no node carries module scopes (e.g. a TorchScript export): a mapping file is needed.
     """
     graph = model.graph
-    records = read_nodes(graph)
-    owned: list[NodeRecord] = []
+    owners: list[tuple[str | None, str | None]] = []
     class_paths: dict[str, str] = {}
     scope_order: list[str] = []
-    for record, node in zip(records, graph.node, strict=True):
-        props = metadata(node.metadata_props)
-        owner, owner_class = dynamo_owner(props)
+    rules: dict[int, str] = {}  # node position -> the optimizer rule that rewrote it
+    for position, node in enumerate(graph.node):
+        props = {prop.key: prop.value for prop in node.metadata_props if prop.key in _READ_METADATA}
+        owners.append(dynamo_owner(props))
         for path, cls in dynamo_class_paths(props).items():
             if path not in class_paths:
                 class_paths[path] = cls
                 scope_order.append(path)
-        owned.append(replace(record, module=owner, module_class=owner_class))
+        if REWRITE_RULE in props:
+            rules[position] = props[REWRITE_RULE]
+    owned = read_nodes(graph, owners)
     if not class_paths:
         beside = _beside(onnx_name)
         hint = f" (e.g. {str(beside)!r}, beside it)" if beside.exists() else ""
@@ -201,9 +244,9 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
             f"a mapping file is needed; pass the one written with it by graph.export.export_onnx{hint}"
         )
     rewritten = [
-        f"{record.name} ({props[REWRITE_RULE]})"
-        for record, props in zip(records, (metadata(node.metadata_props) for node in graph.node), strict=True)
-        if record.op_type in WEIGHT_OPS and "Fuse" in props.get(REWRITE_RULE, "")
+        f"{owned[position].name} ({rule})"
+        for position, rule in rules.items()
+        if owned[position].op_type in WEIGHT_OPS and "Fuse" in rule
     ]
     if rewritten:
         raise GraphFileError(
@@ -230,7 +273,7 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
         producer_version=model.producer_version,
         input_shapes=tuple(tensor.dims for tensor in inputs),
     )
-    return ExportedGraph(tuple(owned), initializers, inputs, modules, producer, None)
+    return ExportedGraph(owned, initializers, inputs, modules, producer, None)
 
 
 def _signature_targets(model: Any) -> tuple[list[str], list[str]]:
@@ -268,12 +311,17 @@ def derive_modules(
     listed: a module that never ran has no class in the file.
     """
     rank: dict[str, tuple[int, int]] = {}
+    # a name in `rank` has its ancestors there too (ranked as early or earlier): the walk up stops there
     for position, target in enumerate((*params, *buffers)):
         for name in _ancestors(_owner(target)):
-            rank.setdefault(name, (0, position))
+            if name in rank:
+                break
+            rank[name] = (0, position)
     for position, path in enumerate(scope_order):
         for name in _ancestors(path):
-            rank.setdefault(name, (1, position))
+            if name in rank:
+                break
+            rank[name] = (1, position)
     children: dict[str, list[str]] = {}
     for name in rank:
         if name:

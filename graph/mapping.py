@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +100,135 @@ def write_mapping(path: str | os.PathLike[str], mapping: dict[str, Any]) -> Path
 
 
 def schema_errors(mapping: Any) -> list[str]:
-    """Every violation of the mapping schema, as '<json path>: <message>', sorted."""
+    """Every violation of the mapping schema, as '<json path>: <message>', sorted.
+
+    A mapping is first checked in plain Python against the same rules (`_fits_schema`, many times faster than
+    the validator on a big graph); only one that fails it goes through the schema validator, which words
+    the errors and has the last word.
+    """
+    if _fits_schema(mapping):
+        return []
     found = schemas.validator(MAPPING_SCHEMA).iter_errors(mapping)
     return sorted(f"{error.json_path}: {error.message}" for error in found)
+
+
+_DIGEST = re.compile("[0-9a-f]{64}")
+_TOP_KEYS = frozenset(
+    (
+        "format",
+        "version",
+        "onnx_file",
+        "producer",
+        "graph",
+        "modules",
+        "nodes",
+        "initializers",
+        "tied_parameters",
+    )
+)
+_PRODUCER_KEYS = frozenset(
+    (
+        "exporter",
+        "opset",
+        "torch_version",
+        "onnx_version",
+        "producer_name",
+        "producer_version",
+        "input_shapes",
+    )
+)
+_GRAPH_KEYS = frozenset(("digest", "nodes", "initializers"))
+_MODULE_KEYS = frozenset(("name", "class_name", "class_path", "torch_class", "parameters"))
+_NODE_KEYS = frozenset(("op_type", "module"))
+_INITIALIZER_KEYS = frozenset(("dims", "params"))
+
+
+def _count(value: Any, least: int) -> bool:
+    return type(value) is int and value >= least
+
+
+def _texts(value: Any) -> bool:
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _object(value: Any, keys: frozenset[str]) -> bool:
+    """A dict with exactly `keys` (the schema requires every property it allows)."""
+    return type(value) is dict and value.keys() == keys
+
+
+def _fits_schema(data: Any) -> bool:
+    """Whether `data` satisfies `schemas/mapping.schema.json`, checked in plain Python. Stricter than the
+    schema where that keeps it simple (an integer must be an int, not 1.0): False only means "let the
+    validator decide"; True means the validator would find nothing."""
+    if not (_object(data, _TOP_KEYS) and data["format"] == FORMAT and type(data["format"]) is str):
+        return False
+    if not (type(data["version"]) is int and data["version"] == VERSION and type(data["onnx_file"]) is str):
+        return False
+    producer = data["producer"]
+    if not (
+        _object(producer, _PRODUCER_KEYS)
+        and producer["exporter"] in ("dynamo", "torchscript")
+        and type(producer["exporter"]) is str
+        and (producer["opset"] is None or _count(producer["opset"], 1))
+        and all(
+            producer[key] is None or type(producer[key]) is str for key in ("torch_version", "onnx_version")
+        )
+        and type(producer["producer_name"]) is str
+        and type(producer["producer_version"]) is str
+        and type(producer["input_shapes"]) is list
+        and all(
+            type(shape) is list and all(dim is None or _count(dim, 0) for dim in shape)
+            for shape in producer["input_shapes"]
+        )
+    ):
+        return False
+    graph = data["graph"]
+    if not (
+        _object(graph, _GRAPH_KEYS)
+        and type(graph["digest"]) is str
+        and _DIGEST.fullmatch(graph["digest"]) is not None
+        and _count(graph["nodes"], 0)
+        and _count(graph["initializers"], 0)
+    ):
+        return False
+    modules = data["modules"]
+    if type(modules) is not list or not all(
+        _object(module, _MODULE_KEYS)
+        and type(module["name"]) is str
+        and type(module["class_name"]) is str
+        and module["class_name"] != ""
+        and type(module["class_path"]) is str
+        and (
+            module["torch_class"] is None
+            or (type(module["torch_class"]) is str and module["torch_class"] != "")
+        )
+        and _texts(module["parameters"])
+        for module in modules
+    ):
+        return False
+    nodes = data["nodes"]
+    if type(nodes) is not dict or not all(
+        _object(node, _NODE_KEYS)
+        and type(node["op_type"]) is str
+        and node["op_type"] != ""
+        and (node["module"] is None or type(node["module"]) is str)
+        for node in nodes.values()
+    ):
+        return False
+    initializers = data["initializers"]
+    if type(initializers) is not dict or not all(
+        _object(tensor, _INITIALIZER_KEYS)
+        and type(tensor["dims"]) is list
+        and all(_count(dim, 0) for dim in tensor["dims"])
+        and _texts(tensor["params"])
+        and len(set(tensor["params"])) == len(tensor["params"])
+        for tensor in initializers.values()
+    ):
+        return False
+    tied = data["tied_parameters"]
+    return type(tied) is list and all(
+        _texts(group) and len(group) >= 2 and len(set(group)) == len(group) for group in tied
+    )
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -269,12 +395,26 @@ def apply_mapping(proto: Any, data: dict[str, Any], onnx_name: str, mapping_name
         for entry in data["modules"]
     )
     classes = {info.name: info.class_name for info in modules}
+    mapped = data["nodes"]
     owned = []
     for node in nodes:
-        owner = data["nodes"][node.name]["module"]
-        owned.append(replace(node, module=owner, module_class=classes[owner]) if owner is not None else node)
+        owner = mapped[node.name]["module"]
+        if owner is not None:  # built directly: `dataclasses.replace` per node costs more than the rest
+            node = NodeRecord(
+                node.name,
+                node.op_type,
+                node.inputs,
+                node.outputs,
+                node.attrs,
+                owner,
+                classes[owner],
+                node.domain,
+            )
+        owned.append(node)
+    mapped_tensors = data["initializers"]
     tensors = tuple(
-        replace(tensor, params=tuple(data["initializers"][tensor.name]["params"])) for tensor in initializers
+        TensorRecord(tensor.name, tensor.dims, tuple(mapped_tensors[tensor.name]["params"]))
+        for tensor in initializers
     )
     given = data["producer"]
     producer = Producer(

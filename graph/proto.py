@@ -7,7 +7,8 @@ Shared by the TorchScript export path and the offline loader, so both read a fil
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from graph.ir import AttrValue, NodeRecord, TensorRecord
@@ -65,22 +66,26 @@ def metadata(props: Iterable[Any]) -> dict[str, str]:
     return {prop.key: prop.value for prop in props}
 
 
-def read_nodes(graph: Any) -> tuple[NodeRecord, ...]:
-    """The graph's nodes as records, in graph order, with no owner yet (`module` None)."""
+def read_nodes(
+    graph: Any, owners: Sequence[tuple[str | None, str | None]] | None = None
+) -> tuple[NodeRecord, ...]:
+    """The graph's nodes as records, in graph order, each with its (module, module class) from `owners`
+    (one pair per node), or with no owner yet (None, None)."""
     nodes = list(graph.node)
     keys = node_keys(node.name for node in nodes)
+    pairs: Iterable[tuple[str | None, str | None]] = owners if owners is not None else repeat((None, None))
     return tuple(
         NodeRecord(
-            name=key,
-            op_type=node.op_type,
-            inputs=tuple(node.input),
-            outputs=tuple(node.output),
-            attrs={attr.name: attr_value(attr) for attr in node.attribute},
-            module=None,
-            module_class=None,
-            domain=node.domain,
+            key,
+            node.op_type,
+            tuple(node.input),
+            tuple(node.output),
+            {attr.name: attr_value(attr) for attr in node.attribute},
+            module,
+            module_class,
+            node.domain,
         )
-        for key, node in zip(keys, nodes, strict=True)
+        for key, node, (module, module_class) in zip(keys, nodes, pairs, strict=owners is not None)
     )
 
 

@@ -23,6 +23,7 @@ import pytest
 import torch
 from torch import nn
 
+import graph.mapping
 import schemas
 from analyzer import InputFileError, create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from graph.export import OnnxExport, default_mapping_path, export_onnx
@@ -418,6 +419,67 @@ def test_mapping_file_is_strict(
 ) -> None:
     files = exports.get(CASES_BY_NAME["cin3_conv"], "torchscript")
     _assert_refused(tmp_path, files.onnx_file, _edited_mapping(files, tmp_path, edit), needle)
+
+
+def _first(data: dict[str, Any], key: str) -> Any:
+    return next(iter(data[key].values()))
+
+
+SCHEMA_EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "unchanged": lambda d: None,
+    "extra-key": lambda d: d.update(extra=1),
+    "missing-key": lambda d: d.pop("tied_parameters"),
+    "version-float": lambda d: d.update(version=1.0),
+    "version-bool": lambda d: d.update(version=True),
+    "format-wrong": lambda d: d.update(format="quantscope"),
+    "onnx-file-null": lambda d: d.update(onnx_file=None),
+    "exporter-unknown": lambda d: d["producer"].update(exporter="jit"),
+    "opset-zero": lambda d: d["producer"].update(opset=0),
+    "opset-null": lambda d: d["producer"].update(opset=None),
+    "opset-string": lambda d: d["producer"].update(opset="18"),
+    "torch-version-int": lambda d: d["producer"].update(torch_version=2),
+    "producer-extra": lambda d: d["producer"].update(more="x"),
+    "input-shape-negative": lambda d: d["producer"].update(input_shapes=[[1, -1]]),
+    "input-shape-null-dim": lambda d: d["producer"].update(input_shapes=[[None, 3]]),
+    "input-shape-not-list": lambda d: d["producer"].update(input_shapes=[7]),
+    "digest-upper": lambda d: d["graph"].update(digest=d["graph"]["digest"].upper()),
+    "digest-newline": lambda d: d["graph"].update(digest=d["graph"]["digest"] + "\n"),
+    "graph-nodes-negative": lambda d: d["graph"].update(nodes=-1),
+    "module-missing-field": lambda d: d["modules"][0].pop("class_path"),
+    "module-empty-class": lambda d: d["modules"][0].update(class_name=""),
+    "module-empty-torch-class": lambda d: d["modules"][0].update(torch_class=""),
+    "module-parameter-int": lambda d: d["modules"][0].update(parameters=[1]),
+    "modules-object": lambda d: d.update(modules={}),
+    "node-empty-op": lambda d: _first(d, "nodes").update(op_type=""),
+    "node-module-int": lambda d: _first(d, "nodes").update(module=3),
+    "node-extra": lambda d: _first(d, "nodes").update(extra=None),
+    "nodes-list": lambda d: d.update(nodes=[]),
+    "dims-float": lambda d: _first(d, "initializers").update(dims=[2.0]),
+    "dims-bool": lambda d: _first(d, "initializers").update(dims=[True]),
+    "params-repeated": lambda d: _first(d, "initializers").update(params=["a", "a"]),
+    "tied-single": lambda d: d.update(tied_parameters=[["a"]]),
+    "tied-repeated": lambda d: d.update(tied_parameters=[["a", "a"]]),
+    "tied-pair": lambda d: d.update(tied_parameters=[["a", "b"]]),
+}
+
+
+@pytest.mark.parametrize("edit", list(SCHEMA_EDITS.values()), ids=list(SCHEMA_EDITS))
+def test_quick_schema_check_never_passes_what_the_validator_refuses(
+    edit: Callable[[dict[str, Any]], Any], exports: Exports
+) -> None:
+    """The plain-Python check in front of the validator: when it passes a mapping, the validator does too,
+    and a valid mapping passes it (else the validator would run on every read)."""
+    files = exports.get(CASES_BY_NAME["shared_weight_linear"], "torchscript")
+    data = json.loads(files.mapping_file.read_text())
+    edit(data)
+    valid = not list(schemas.validator(MAPPING_SCHEMA).iter_errors(data))
+    quick = graph.mapping._fits_schema(data)
+    assert quick == valid or (valid and not quick and edit is not SCHEMA_EDITS["unchanged"])
+    if edit is SCHEMA_EDITS["unchanged"] or edit is SCHEMA_EDITS["tied-pair"]:
+        assert quick
+    assert graph.mapping.schema_errors(data) == sorted(
+        f"{e.json_path}: {e.message}" for e in schemas.validator(MAPPING_SCHEMA).iter_errors(data)
+    )
 
 
 def test_duplicate_keys_in_the_mapping_are_refused(exports: Exports, tmp_path: Path) -> None:
