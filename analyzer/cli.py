@@ -206,18 +206,12 @@ def _input_file(path: str, what: str) -> str:
     return path
 
 
-def default_mapping(onnx_file: str) -> Path:
-    """Where `export` puts the mapping of `onnx_file` by default: `.onnx` replaced by `.mapping.json`."""
-    path = Path(onnx_file)
-    if path.suffix.lower() == ".onnx":
-        return path.with_suffix(".mapping.json")
-    return path.with_name(path.name + ".mapping.json")
-
-
 def _mapping(onnx_file: str, given: str | None) -> str | None:
+    from graph.mapping import default_mapping_path
+
     if given is not None:
         return _input_file(given, "the mapping file")
-    beside = default_mapping(onnx_file)
+    beside = default_mapping_path(onnx_file)
     if beside.is_file():
         logging.getLogger(__name__).info("using the mapping file %s", beside)
         return str(beside)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graph.ir import AttrValue, ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.mapping import default_mapping_path
 from graph.proto import node_keys
 from graph.scopes import dynamo_owner
 
@@ -315,14 +316,6 @@ def with_model_facts(graph: ExportedGraph, model: torch.nn.Module) -> ExportedGr
             names.update(mates.get(name, ()))
         initializers.append(replace(tensor, params=tuple(sorted(names))))
     return replace(graph, initializers=tuple(initializers), tied_parameters=tied)
-
-
-def default_mapping_path(onnx_file: str | os.PathLike[str]) -> Path:
-    """Where the mapping of `onnx_file` goes by default: `.onnx` replaced by `.mapping.json`."""
-    path = Path(onnx_file)
-    if path.suffix.lower() == ".onnx":
-        return path.with_suffix(".mapping.json")
-    return path.with_name(path.name + ".mapping.json")
 
 
 @dataclass(frozen=True, slots=True)

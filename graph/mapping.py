@@ -428,3 +428,11 @@ def apply_mapping(proto: Any, data: dict[str, Any], onnx_name: str, mapping_name
     )
     tied = tuple(tuple(group) for group in data["tied_parameters"])
     return ExportedGraph(tuple(owned), tensors, inputs, modules, producer, tied)
+
+
+def default_mapping_path(onnx_file: str | os.PathLike[str]) -> Path:
+    """Where the mapping of `onnx_file` goes by default: `.onnx` replaced by `.mapping.json`."""
+    path = Path(onnx_file)
+    if path.suffix.lower() == ".onnx":
+        return path.with_suffix(".mapping.json")
+    return path.with_name(path.name + ".mapping.json")
