@@ -22,7 +22,7 @@ from analyzer.layertypes import (
     WEIGHT_PASSTHROUGH_OPS,
 )
 from graph import keys
-from graph.build import paused_gc
+from graph.build import init_key, paused_gc
 from graph.ir import ModuleInfo
 
 NodeKey = Any
@@ -86,12 +86,12 @@ def candidate_type(info: ModuleInfo) -> str | None:
     return info.class_name  # only the name is known (dynamo metadata without a mapping)
 
 
-def _trace_initializer(
-    graph: nx.DiGraph, node: NodeKey, tensor: str, producers: Mapping[str, NodeKey]
-) -> str | None:
+_MAX_PASSTHROUGH = 8  # a weight is never more than a few pass-through ops away from its initializer
+
+
+def _trace_initializer(graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey]) -> str | None:
     """Follow `tensor` back through pass-through ops to the initializer it comes from."""
-    seen = 0
-    while seen < 8:  # a weight is never more than a few pass-through ops away
+    for _ in range(_MAX_PASSTHROUGH):
         source = producers.get(tensor)
         if source is None:
             return None
@@ -104,7 +104,6 @@ def _trace_initializer(
         if not inputs or not inputs[0]:
             return None
         tensor = inputs[0]
-        seen += 1
     return None
 
 
@@ -116,13 +115,13 @@ def _layer_op(graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey]
     def traced(position: int | None) -> str | None:
         if position is None or position >= len(inputs) or not inputs[position]:
             return None
-        return _trace_initializer(graph, node, inputs[position], producers)
+        return _trace_initializer(graph, inputs[position], producers)
 
     weight = traced(facts.weight_input)
     bias = traced(facts.bias_input)
     if data[keys.OP_TYPE] == "MatMul" and weight is not None:
         bias = _matmul_bias(graph, node)
-    dims: tuple[int | None, ...] = graph.nodes[("init", weight)][keys.DIMS] if weight is not None else ()
+    dims: tuple[int | None, ...] = graph.nodes[init_key(weight)][keys.DIMS] if weight is not None else ()
     return LayerOp(node, data[keys.ONNX_NAME], data[keys.OP_TYPE], weight, dims, bias)
 
 
