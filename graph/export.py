@@ -16,6 +16,8 @@ process-wide lock of `graph.exporting`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import re
@@ -189,12 +191,42 @@ def _input_shapes(args: Sequence[Any]) -> tuple[tuple[int | None, ...], ...]:
     return tuple(tuple(int(d) for d in arg.shape) for arg in args if hasattr(arg, "shape"))
 
 
+@functools.cache
+def torchlib_registry() -> Any | None:
+    """The dynamo exporter's ONNX operator registry, built once per process; None where this torch does not let
+    a registry be passed in (then every export builds its own, as `torch.onnx.export` always does).
+
+    `torch.onnx.export(dynamo=True)` rebuilds this registry from torchlib on every call (0.65-1.0 s); the
+    registry is only read during an export, so the library call builds it once and passes it on.
+    """
+    try:
+        from torch.onnx._internal.exporter import _core, _registration
+    except ImportError:
+        return None
+    if "registry" not in inspect.signature(_core.export).parameters:
+        return None
+    return _registration.ONNXRegistry.from_torchlib(opset_version=OPSET)
+
+
 def export_dynamo_ir(model: torch.nn.Module, args: tuple[Any, ...]) -> Any:
-    """Run the dynamo exporter in memory; return the `ONNXProgram`."""
+    """Run the dynamo exporter in memory; return the `ONNXProgram`.
+
+    Exports whose inputs are all tensors go to torch's exporter core with the registry of `torchlib_registry`
+    (what `torch.onnx.export` does, less rebuilding the registry); anything else through `torch.onnx.export`.
+    """
     import torch
 
     with exclusive_export():
-        return torch.onnx.export(model, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False)
+        registry = torchlib_registry() if all(isinstance(arg, torch.Tensor) for arg in args) else None
+        if registry is None:
+            return torch.onnx.export(
+                model, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False
+            )
+        from torch.onnx._internal.exporter import _core
+
+        return _core.export(
+            model, args, registry=registry, optimize=False, opset_version=OPSET, verbose=False
+        )
 
 
 def _dynamo_producer(args: tuple[Any, ...]) -> Producer:

@@ -169,3 +169,24 @@ def test_a_failing_export_prints_nothing_to_the_terminal() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == ""
     assert done.stderr == ""
+
+
+def test_dynamo_reuses_one_registry_and_exports_the_same_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passing the registry built once gives the very graph `torch.onnx.export(dynamo=True)` gives."""
+    import graph.export
+
+    if graph.export.torchlib_registry() is None:
+        pytest.skip("this torch does not take a registry: every export builds its own")
+    graph.export.torchlib_registry.cache_clear()
+    model, args = RESNET.model(), RESNET.inputs()
+    reused = [export_graph(model, args, exporter="dynamo") for _ in range(2)]
+    assert graph.export.torchlib_registry.cache_info().misses == 1  # built once for both exports
+    monkeypatch.setattr(graph.export, "torchlib_registry", lambda: None)  # the public call, registry rebuilt
+    public = export_graph(model, args, exporter="dynamo")
+    for exported in reused:
+        assert (exported.nodes, exported.initializers, exported.inputs) == (
+            public.nodes,
+            public.initializers,
+            public.inputs,
+        )
+    assert analyze(reused[1])[1] == RESNET.golden_text()
