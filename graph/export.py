@@ -6,9 +6,10 @@ and merges initializers, which would change the owners and the sharing the check
 the in-memory IR it returns references the model's tensors, so no weight is ever copied or written.
 
 Which exporter the library call tries first (`exporter_plan`): the TorchScript exporter, which costs a
-traced forward pass and no fixed setup, unless the model lives on the meta device or its example inputs
-are so large that the real forward pass would cost more than dynamo's trace with fake tensors (which
-rebuilds its operator registry and decomposes the whole program on every call, about 2 s for a
+traced forward pass and no fixed setup, unless the model lives on the meta device, its weights are large
+(the TorchScript exporter's shape inference copies them) or its example inputs are so large that the real
+forward pass would cost more than dynamo's trace with fake tensors (which imports onnxscript, builds an
+operator registry, reused within the process, and decomposes the whole program: about 2 s more on a
 ResNet-18). The other exporter is the fallback; both give the same config. Every export holds the
 process-wide lock of `graph.exporting`.
 """
