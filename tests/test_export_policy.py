@@ -61,6 +61,17 @@ def test_inputs_above_the_line_go_to_dynamo_first() -> None:
     assert exporter_plan(nn.Conv2d(3, 4, 3), below).order == ("torchscript", "dynamo")
 
 
+def test_large_weights_go_to_dynamo_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph.export
+
+    model = nn.Linear(64, 64)  # 16.6 kB of weights
+    assert exporter_plan(model, (torch.empty(2, 64),)).order == ("torchscript", "dynamo")
+    monkeypatch.setattr(graph.export, "TORCHSCRIPT_MAX_WEIGHT_BYTES", 16 * 1024)
+    plan = exporter_plan(model, (torch.empty(2, 64),))
+    assert plan.order == ("dynamo", "torchscript")
+    assert "shape inference would copy them" in plan.reason
+
+
 def test_a_meta_model_goes_to_dynamo_first() -> None:
     with torch.device("meta"):
         model = nn.Linear(4, 4)
