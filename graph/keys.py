@@ -29,3 +29,5 @@ PARAMS = "params"  # torch parameter names this initializer stands for
 GRAPH_MODULES = "modules"  # tuple of graph.ir.ModuleInfo in named_modules() order
 GRAPH_PRODUCER = "producer"  # graph.ir.Producer
 GRAPH_TIED = "tied_parameters"  # groups of tied parameter names, or None when unknown
+GRAPH_INFERENCES = "inferences"  # tuple of graph.ir.Inference: facts the file does not say
+GRAPH_UNRESOLVED = "unresolved"  # node key -> why the owning module of that op cannot be established
