@@ -24,12 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from graph.keys import UNKNOWN_CLASS
 from graph.ir import ExportedGraph, Inference, ModuleInfo, NodeRecord, Producer, TensorRecord
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
 from graph.torchscript import ScopeResolver, scope_of, unqualified_name
 
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-UNKNOWN_CLASS = "?"  # the class name of a module whose class the file does not say and cannot be inferred
 # a parameter or buffer name: dotted, its last atom an identifier (`fc.weight`, `mha.in_proj_weight`);
 # graph inputs such as `input.1` end with a number, exporter names such as `onnx::Conv_12` have colons
 _PARAMETER = re.compile(r"^[A-Za-z_][\w]*(?:\.[\w]+)*\.[A-Za-z_]\w*$")
@@ -324,12 +324,11 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
     for owner, indices in ops_of.items():
         kinds = sorted({records[i].op_type for i in indices})
         tensors = {weight_of.get(i) for i in indices}
-        label = owner or "<root>"
         why = ""
         if not owner:
             why = "the model itself makes it (a functional call in its forward)"
         elif owner in parents:
-            why = "the module has child modules, so it is no Linear/Conv layer (a functional call in its forward)"
+            why = "it has child modules, so it is no Linear/Conv layer (a functional call in its forward)"
         elif None in tensors:
             why = f"it makes {', '.join(kinds)} on activations"
         elif len(kinds) > 1 or len(tensors) > 1:
@@ -337,7 +336,7 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         else:
             why = _not_linear(records[indices[0]])
         if why:
-            inferences.append(Inference(owner, "class", None, f"{label}: class not established: {why}"))
+            inferences.append(Inference(owner, "class", None, why))
             continue
         tensor = next(iter(tensors))
         assert tensor is not None
@@ -345,7 +344,7 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         inferred = class_from_op(kinds[0], rank)
         if inferred is None:
             inferences.append(
-                Inference(owner, "class", None, f"{label}: class not established: {kinds[0]} with a {rank}-D weight")
+                Inference(owner, "class", None, f"no torch layer class makes {kinds[0]} with a {rank}-D weight")
             )
             continue
         classes[owner] = inferred

@@ -19,6 +19,7 @@ INPUTS = "inputs"  # tuple of tensor names, "" for an omitted optional input
 OUTPUTS = "outputs"
 MODULE = "module"  # dotted torch module name owning the op, None when unknown
 MODULE_CLASS = "module_class"  # class name of that module, None when unknown
+UNKNOWN_CLASS = "?"  # the class name of a module the file names without its class, when none can be inferred
 INDEX = "index"  # position of the node in the ONNX graph (topological order)
 
 # initializer / graph-input nodes
