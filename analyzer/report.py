@@ -67,7 +67,7 @@ class Advisory:
 class Inferred:
     """A fact about a layer that the analysed file does not say, and what QuantScope inferred it from.
 
-    `fact` is `class`, `owner`, `name`, `order` or `call`; `value` is None when the fact could not be
+    `fact` is `class`, `owner`, `name`, `order`, `call` or `tie`; `value` is None when the fact could not be
     established (the layer is then reported, never configured).
     """
 

@@ -152,6 +152,39 @@ def _not_linear(node: NodeRecord) -> str:
     return ""
 
 
+def assumed_ties(nodes: Sequence[NodeRecord], initializers: Iterable[str]) -> tuple[Inference, ...]:
+    """The weight ops of different modules that read one initializer, in a file that does not record ties.
+
+    Such a tensor is taken as a tied parameter (the shared-weight check excludes both layers), but the file
+    cannot tell a tie from equal-valued tensors that torch's default optimizer merged (deep-copied layers):
+    the decision rests on that reading, and each of those modules says so.
+    """
+    names = set(initializers)
+    readers: dict[str, list[str]] = defaultdict(list)
+    for node in nodes:
+        if node.op_type not in WEIGHT_OPS or node.module is None:
+            continue
+        for tensor in node.inputs[1:3]:
+            if tensor in names and node.module not in readers[tensor]:
+                readers[tensor].append(node.module)
+    found: list[Inference] = []
+    for tensor, owners in readers.items():
+        if len(owners) < 2:
+            continue
+        for owner in owners:
+            others = ", ".join(o for o in owners if o != owner)
+            found.append(
+                Inference(
+                    owner,
+                    "tie",
+                    tensor,
+                    f"{tensor!r} is also read by {others}: taken as one tied parameter (the file cannot tell "
+                    "it from equal tensors an optimizer merged)",
+                )
+            )
+    return tuple(found)
+
+
 # --- TorchScript files --------------------------------------------------------------------------------------
 
 
@@ -353,14 +386,16 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         if owner:
             inferences.append(Inference(owner, "name", owner, how.get(owner, "from the node names")))
 
-    # layer order: named_modules() order is the order of the parameters when every layer's weight kept its
-    # parameter name (the exporter lists them in named_parameters() order); otherwise the node order
+    # layer order: named_modules() order is the order of the parameters when every layer's weight is an
+    # initializer under its own parameter name (the exporter lists them in named_parameters() order); when
+    # some were renamed (BatchNorm folded, Linear weights transposed) or merged into another's (read through
+    # Identity), the initializers no longer say it, and the node order (call order) is the best there is
     weight_params = {
         owner: [
             t
             for i in indices
             for t in records[i].inputs[1:2]
-            if looks_like_parameter(t) and parameter_owner(t) == owner
+            if t in weights and looks_like_parameter(t) and parameter_owner(t) == owner
         ]
         for owner, indices in ops_of.items()
         if owner in classes

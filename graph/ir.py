@@ -73,7 +73,7 @@ class Inference:
 
     Attributes:
         module: the module the fact is about (its dotted name as inferred).
-        fact: what was inferred: `class`, `owner`, `name`, `order` or `call`.
+        fact: what was inferred: `class`, `owner`, `name`, `order`, `call` or `tie`.
         value: the inferred value (`Conv2d`, `layer1.0.conv1`), or None when it could not be established.
         basis: one line saying from what (`from its Conv op with a 4-D weight`).
     """

@@ -25,7 +25,7 @@ from graph.files import ONNX_LIMIT, read_limited
 from graph.ir import ExportedGraph, ModuleInfo, Producer, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
 from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
-from graph.infer import fuse_owners, graph_from_node_names
+from graph.infer import assumed_ties, fuse_owners, graph_from_node_names
 from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, _literal_list, dynamo_class_paths, dynamo_owner
 
 GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
@@ -283,7 +283,8 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
         input_shapes=tuple(tensor.dims for tensor in inputs),
     )
     unresolved = {owned[position].name: why for position, why in fused.unresolved.items()}
-    return ExportedGraph(owned, initializers, inputs, modules, producer, None, fused.inferences, unresolved)
+    inferences = (*fused.inferences, *assumed_ties(owned, (tensor.name for tensor in initializers)))
+    return ExportedGraph(owned, initializers, inputs, modules, producer, None, inferences, unresolved)
 
 
 def _folded_from(graph: Any) -> dict[str, tuple[str, ...]]:
