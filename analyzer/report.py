@@ -295,7 +295,16 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
     # the inferred column appears only when some layer rests on inference, so that the table of a file
     # that says everything stays as it was
     marked = any(r.inferred for r in report.layers)
-    header = ("layer", "class", "ops", "weight", "decision", "code", *(("inferred",) if marked else ()), "reason")
+    header = (
+        "layer",
+        "class",
+        "ops",
+        "weight",
+        "decision",
+        "code",
+        *(("inferred",) if marked else ()),
+        "reason",
+    )
     rows = [
         (
             r.name or "<root>",
@@ -333,7 +342,9 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
     inferred = [(r, i) for r in report.layers for i in r.inferred]
     if inferred:
         yield ""
-        yield _paint("inferred (the file does not say these facts; the layers above rest on them):", _BOLD, color)
+        yield _paint(
+            "inferred (the file does not say these facts; the layers above rest on them):", _BOLD, color
+        )
         for rec, fact in inferred:
             yield f"  {rec.name or '<root>'}: {fact.text()}"
     if report.notes:

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from graph.ir import ExportedGraph, Inference, NodeRecord, Producer, TensorRecord
 from graph.keys import UNKNOWN_CLASS
-from graph.ir import ExportedGraph, Inference, ModuleInfo, NodeRecord, Producer, TensorRecord
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
 from graph.torchscript import ScopeResolver, scope_of, unqualified_name
 
@@ -85,7 +85,7 @@ def fuse_owners(
     rules: Mapping[int, str],
     parameters: Iterable[str],
     folded_from: Mapping[str, tuple[str, ...]],
-    dims: Mapping[str, tuple[int, ...]],
+    dims: Mapping[str, tuple[int | None, ...]],
     class_paths: Mapping[str, str],
 ) -> Fused:
     """Owners of the weight ops a `Fuse...` rule of the optimizer rewrote.
@@ -121,7 +121,9 @@ def fuse_owners(
             continue
         owner = parameter_owner(named[0])
         inferences.append(
-            Inference(owner, "owner", owner, f"{rewritten}; owner from its weight's parameter name {named[0]!r}")
+            Inference(
+                owner, "owner", owner, f"{rewritten}; owner from its weight's parameter name {named[0]!r}"
+            )
         )
         cls = class_paths.get(owner) or extra.get(owner)
         if cls is None:
@@ -330,24 +332,24 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
 
     owners: list[str | None] = [owner_of_scope[s] if s is not None else None for s in scopes]
     modules_seen: list[str] = []
-    for owner in owners:
-        if owner is not None and owner not in modules_seen:
-            modules_seen.append(owner)
+    for seen in owners:
+        if seen is not None and seen not in modules_seen:
+            modules_seen.append(seen)
     names: set[str] = set(table)
-    for owner in modules_seen:
+    for seen in modules_seen:
         while True:
-            names.add(owner)
-            if not owner:
+            names.add(seen)
+            if not seen:
                 break
-            owner = parameter_owner(owner)
+            seen = parameter_owner(seen)
     parents = {parameter_owner(name) for name in names if name}
 
     # classes: a leaf module whose weight ops are all one op kind on one weight tensor
     ops_of: dict[str, list[int]] = defaultdict(list)
     for index, node in enumerate(records):
-        owner = owners[index]
-        if owner is not None and node.op_type in WEIGHT_OPS:
-            ops_of[owner].append(index)
+        made_by = owners[index]
+        if made_by is not None and node.op_type in WEIGHT_OPS:
+            ops_of[made_by].append(index)
     classes: dict[str, str] = {}
     unresolved = {
         records[index].name: f"{records[index].name}: its node name carries no module scope"
@@ -371,13 +373,15 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         if why:
             inferences.append(Inference(owner, "class", None, why))
             continue
-        tensor = next(iter(tensors))
-        assert tensor is not None
-        rank = len(dims[tensor])
+        weight = next(iter(tensors))
+        assert weight is not None
+        rank = len(dims[weight])
         inferred = class_from_op(kinds[0], rank)
         if inferred is None:
             inferences.append(
-                Inference(owner, "class", None, f"no torch layer class makes {kinds[0]} with a {rank}-D weight")
+                Inference(
+                    owner, "class", None, f"no torch layer class makes {kinds[0]} with a {rank}-D weight"
+                )
             )
             continue
         classes[owner] = inferred
@@ -401,7 +405,11 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         if owner in classes
     }
     by_params = all(weight_params.values()) and bool(weight_params)
-    ordered_params = [name for name in (*(t.name for t in initializers), *(t.name for t in param_inputs)) if looks_like_parameter(name)]
+    ordered_params = [
+        name
+        for name in (*(t.name for t in initializers), *(t.name for t in param_inputs))
+        if looks_like_parameter(name)
+    ]
     basis = (
         "from the order of the parameter initializers (named_parameters() order)"
         if by_params
@@ -439,14 +447,22 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         if len({parameter_owner(p) for p in group}) > 1
     )
     modules = tuple(
-        replace(info, class_path=info.class_name if info.class_name != UNKNOWN_CLASS else "", parameters=tuple(own.get(info.name, ())))
+        replace(
+            info,
+            class_path=info.class_name if info.class_name != UNKNOWN_CLASS else "",
+            parameters=tuple(own.get(info.name, ())),
+        )
         for info in table_modules
     )
     nodes = tuple(
-        replace(record, module=owner, module_class=classes.get(owner, UNKNOWN_CLASS) if owner is not None else None)
+        replace(
+            record,
+            module=owner,
+            module_class=classes.get(owner, UNKNOWN_CLASS) if owner is not None else None,
+        )
         for record, owner in zip(records, owners, strict=True)
     )
-    tensors = tuple(
+    records_of_weights = tuple(
         TensorRecord(tensor.name, tensor.dims, (tensor.name,) if looks_like_parameter(tensor.name) else ())
         for tensor in (*initializers, *param_inputs)
     )
@@ -462,7 +478,7 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
     del onnx_name
     return ExportedGraph(
         nodes,
-        tensors,
+        records_of_weights,
         tuple(t for t in graph_inputs if t.name not in weights),
         modules,
         producer,

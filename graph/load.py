@@ -22,10 +22,10 @@ from typing import Any
 
 from graph.errors import GraphFileError
 from graph.files import ONNX_LIMIT, read_limited
+from graph.infer import assumed_ties, fuse_owners, graph_from_node_names
 from graph.ir import ExportedGraph, ModuleInfo, Producer, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
 from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
-from graph.infer import assumed_ties, fuse_owners, graph_from_node_names
 from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, _literal_list, dynamo_class_paths, dynamo_owner
 
 GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"

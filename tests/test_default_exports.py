@@ -298,7 +298,9 @@ def test_every_layer_of_a_torchscript_file_is_flagged(name: str, files: Files, t
     report, text, error = _offline(files, name, "torchscript-default", tmp_path / "c.json")
     assert report is not None and text is not None, error
     configured = list(json.loads(text))[2:]
-    assert configured and all({i.fact for i in report.record(n).inferred} >= {"class", "name"} for n in configured)
+    assert configured and all(
+        {i.fact for i in report.record(n).inferred} >= {"class", "name"} for n in configured
+    )
     data: dict[str, Any] = json.loads(report.to_json())
     assert data["summary"]["inferred_layers"] == report.inferred_layers >= len(configured)
     assert "inferred" in report.to_text().splitlines()[2]  # the table's header has the column

@@ -382,14 +382,18 @@ def test_torchscript_file_without_mapping_is_analysed_from_its_node_names(
     assert report.summary_line().endswith("; 1 layer rests on inferred facts")
 
 
-def test_file_with_neither_scopes_nor_scoped_names_asks_for_a_mapping(exports: Exports, tmp_path: Path) -> None:
+def test_file_with_neither_scopes_nor_scoped_names_asks_for_a_mapping(
+    exports: Exports, tmp_path: Path
+) -> None:
     files = exports.get(CASES_BY_NAME["cin3_conv"], "torchscript")
     proto = onnx.load(str(files.onnx_file), load_external_data=False)
     for position, node in enumerate(proto.graph.node):
         node.name = f"n{position}"
     plain = tmp_path / "plain.onnx"
     plain.write_bytes(proto.SerializeToString())
-    _assert_refused(tmp_path, plain, None, "no module scopes", "no scope-style node names", "a mapping file is needed")
+    _assert_refused(
+        tmp_path, plain, None, "no module scopes", "no scope-style node names", "a mapping file is needed"
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.97])

@@ -56,10 +56,11 @@ def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
         yield NOT_A_CANDIDATE.finding(layer.name, f"{layer.name or '<root>'}: {why}{made}", _names(layer.ops))
     unresolved = index.graph.graph.get(keys.GRAPH_UNRESOLVED) or {}
     for op in index.unowned_ops:
-        why = unresolved.get(op.onnx_name)
+        cause = unresolved.get(op.onnx_name)
         yield NOT_A_CANDIDATE.finding(
             None,
-            f"{op.onnx_name}: {op.op_type} whose torch module cannot be established" + (f": {why}" if why else ""),
+            f"{op.onnx_name}: {op.op_type} whose torch module cannot be established"
+            + (f": {cause}" if cause else ""),
             (op.onnx_name,),
         )
 
