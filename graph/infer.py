@@ -37,6 +37,8 @@ _REPEATED = re.compile(r"^(.+)_(\d+)$")
 # ops the TorchScript exporter puts between an initializer and its reader without changing which tensor
 # it is (merged initializers are read through Identity)
 _ALIAS_OPS = frozenset({"Identity"})
+# ops that make a view of a weight without making it another tensor
+_VIEW_OPS = frozenset({"Transpose", "Cast", "Reshape"})
 
 
 def looks_like_parameter(name: str) -> bool:
@@ -223,13 +225,16 @@ class _Scope:
     evidence: set[str]  # owners of the parameter-named tensors its nodes read
 
 
-def _aliases(nodes: Sequence[NodeRecord], weights: set[str]) -> dict[str, str]:
-    """Tensor -> the weight it is a merged copy of (`Identity(onnx::Conv_239) -> onnx::Conv_251`)."""
+def _aliases(nodes: Sequence[NodeRecord], weights: set[str], ops: frozenset[str]) -> dict[str, str]:
+    """Tensor -> the weight it is made from by `ops` alone: merged copies (`Identity(onnx::Conv_239)`), or
+    views (`Transpose(fc.weight)`, a Linear exported without constant folding)."""
     found: dict[str, str] = {}
     for node in nodes:
-        if node.op_type in _ALIAS_OPS and len(node.inputs) == 1 and node.inputs[0] in weights:
-            for out in node.outputs:
-                found[out] = node.inputs[0]
+        if node.op_type in ops and node.inputs and node.inputs[0]:
+            source = found.get(node.inputs[0], node.inputs[0])
+            if source in weights:
+                for out in node.outputs:
+                    found[out] = source
     return found
 
 
@@ -246,16 +251,21 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
     initializers = read_initializers(graph)
     init_names = {tensor.name for tensor in initializers}
     graph_inputs = read_inputs(graph)
-    # exported with export_params=False: the parameters are graph inputs under their names
-    param_inputs = [t for t in graph_inputs if t.name not in init_names and looks_like_parameter(t.name)]
+    # exported with export_params=False: the weights are graph inputs, after the model's own inputs: under
+    # their parameter names, or renamed where constant folding made them (`onnx::Conv_12`)
+    candidates = [t for t in graph_inputs if t.name not in init_names]
+    first = next((i for i, t in enumerate(candidates) if looks_like_parameter(t.name)), len(candidates))
+    param_inputs = candidates[first:]
     weights = {tensor.name for tensor in (*initializers, *param_inputs)}
     dims = {tensor.name: tensor.dims for tensor in (*initializers, *param_inputs)}
-    aliases = _aliases(records, weights)
+    aliases = _aliases(records, weights, _ALIAS_OPS)
+    views = _aliases(records, weights | set(aliases), _VIEW_OPS)
 
     def base(tensor: str) -> str:
+        tensor = views.get(tensor, tensor)
         return aliases.get(tensor, tensor)
 
-    readable = weights | set(aliases)
+    readable = weights | set(aliases) | set(views)
     named = [name for name in (*weights, *aliases) if looks_like_parameter(name)]
     table: set[str] = set()
     for name in named:
@@ -398,7 +408,7 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         owner: [
             t
             for i in indices
-            for t in records[i].inputs[1:2]
+            for t in (views.get(name, name) for name in records[i].inputs[1:2])
             if t in weights and looks_like_parameter(t) and parameter_owner(t) == owner
         ]
         for owner, indices in ops_of.items()
@@ -439,7 +449,8 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
                 pname = f"{owner}.{role}" if owner else role
                 if pname not in own[owner]:
                     own[owner].append(pname)
-                if tensor in weights:
+                tensor = views.get(tensor, tensor)
+                if tensor in weights:  # read as it is, or through a view: not a merged copy
                     direct[tensor].add(pname)
     tied = tuple(
         tuple(sorted(group))

@@ -8,11 +8,15 @@ With a mapping file the mapping is trusted for owners, classes and parameters, a
 against the graph (`graph.mapping.apply_mapping`). Without one, the module scopes the dynamo exporter
 writes into node metadata are used, and the module table is derived from them: class names only
 (`torch_class_known=False`), in `named_modules()` order as far as the graph signature's parameter order
-tells it. A file with neither (a TorchScript export) is refused: a mapping file is needed.
+tells it. What such a file does not say is inferred and marked (`graph.infer`): the owner and class of a
+Conv that torch's default optimizer fused with a BatchNorm, and, for a TorchScript export (no metadata),
+owners from its scope-style node names, classes from the ops, the order from the initializers or the nodes.
+A file with neither scopes nor scope-style node names is refused: a mapping file is needed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +31,8 @@ from graph.ir import ExportedGraph, ModuleInfo, Producer, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
 from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
 from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, _literal_list, dynamo_class_paths, dynamo_owner
+
+logger = logging.getLogger(__name__)
 
 GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
 # set on nodes the onnxscript optimizer rewrote (torch.onnx.export's default optimize=True); a fused node
@@ -207,7 +213,17 @@ def load_graph(
     if mapping_file is not None:
         data = read_mapping(mapping_file)
         return apply_mapping(model, data, str(onnx_file), str(mapping_file))
-    return graph_from_metadata(model, str(onnx_file))
+    exported = graph_from_metadata(model, str(onnx_file))
+    beside = _beside(str(onnx_file))
+    if exported.inferences and beside.exists():
+        logger.warning(
+            "%s: %d fact(s) the file does not say were inferred; the mapping file beside it (%s) would say "
+            "them: pass it as the mapping file",
+            onnx_file,
+            len(exported.inferences),
+            beside,
+        )
+    return exported
 
 
 def _beside(onnx_file: str) -> Path:

@@ -220,6 +220,10 @@ class Files:
                     torch.onnx.export(model, args, str(path), verbose=False)
                 elif kind == "torchscript-default":
                     torch.onnx.export(model, args, str(path), dynamo=False)
+                elif kind == "torchscript-no-params":
+                    torch.onnx.export(model, args, str(path), dynamo=False, export_params=False)
+                elif kind == "torchscript-no-folding":
+                    torch.onnx.export(model, args, str(path), dynamo=False, do_constant_folding=False)
                 else:
                     written = export_onnx(model, args, path)
                     written.mapping_file.unlink()  # analysed from its metadata alone
@@ -312,3 +316,18 @@ def test_files_that_say_everything_rest_on_no_inference(files: Files, tmp_path: 
         assert report is not None, error
         assert report.inferred_layers == 0
         assert "inferred" not in report.to_text()
+
+
+@pytest.mark.parametrize("kind", ["torchscript-no-params", "torchscript-no-folding"])
+@pytest.mark.parametrize("name", ["linear_3d_input", "arch_bert", "arch_gpt2", "resnet18_hand"])
+def test_torchscript_settings_other_than_the_defaults(name: str, kind: str, files: Files, tmp_path: Path) -> None:
+    """Weights as graph inputs (`export_params=False`, renamed ones too when constant folding runs), or
+    nothing folded: the same bytes, except where the default file already cannot say the order (folded
+    BatchNorm renames the weights whether they are exported or not)."""
+    _, text, error = _offline(files, name, kind, tmp_path / "c.json")
+    assert text is not None, error
+    if name == "resnet18_hand" and kind == "torchscript-no-params":
+        assert text != files.library(name)
+        assert sorted(json.loads(text)) == sorted(json.loads(files.library(name) or "{}"))
+        return
+    assert text == files.library(name)
