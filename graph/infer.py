@@ -254,8 +254,8 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
     # exported with export_params=False: the weights are graph inputs, after the model's own inputs: under
     # their parameter names, or renamed where constant folding made them (`onnx::Conv_12`)
     candidates = [t for t in graph_inputs if t.name not in init_names]
-    first = next((i for i, t in enumerate(candidates) if looks_like_parameter(t.name)), len(candidates))
-    param_inputs = candidates[first:]
+    start = next((i for i, t in enumerate(candidates) if looks_like_parameter(t.name)), len(candidates))
+    param_inputs = candidates[start:]
     weights = {tensor.name for tensor in (*initializers, *param_inputs)}
     dims = {tensor.name: tensor.dims for tensor in (*initializers, *param_inputs)}
     aliases = _aliases(records, weights, _ALIAS_OPS)
@@ -326,17 +326,17 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         repeated = _REPEATED.match(last)
         if not repeated:
             continue
-        first = f"{head}.{repeated.group(1)}" if head else repeated.group(1)
-        if first in owners_read and owners_read[owner] and owners_read[owner] <= owners_read[first]:
-            owner_of_scope[text] = first
-            repeated_of[text] = first
-    for text, first in repeated_of.items():
+        called = f"{head}.{repeated.group(1)}" if head else repeated.group(1)
+        if called in owners_read and owners_read[owner] and owners_read[owner] <= owners_read[called]:
+            owner_of_scope[text] = called
+            repeated_of[text] = called
+    for text, called in repeated_of.items():
         inferences.append(
             Inference(
-                first,
+                called,
                 "call",
-                first,
-                f"{text} read as a further call of {first} (the exporter's _N suffix, and the same weight)",
+                called,
+                f"{text} read as a further call of {called} (the exporter's _N suffix, and the same weight)",
             )
         )
 

@@ -320,7 +320,9 @@ def test_files_that_say_everything_rest_on_no_inference(files: Files, tmp_path: 
 
 @pytest.mark.parametrize("kind", ["torchscript-no-params", "torchscript-no-folding"])
 @pytest.mark.parametrize("name", ["linear_3d_input", "arch_bert", "arch_gpt2", "resnet18_hand"])
-def test_torchscript_settings_other_than_the_defaults(name: str, kind: str, files: Files, tmp_path: Path) -> None:
+def test_torchscript_settings_other_than_the_defaults(
+    name: str, kind: str, files: Files, tmp_path: Path
+) -> None:
     """Weights as graph inputs (`export_params=False`, renamed ones too when constant folding runs), or
     nothing folded: the same bytes, except where the default file already cannot say the order (folded
     BatchNorm renames the weights whether they are exported or not)."""

@@ -236,6 +236,11 @@ def test_offline_call_runs_where_torch_cannot_be_imported(exports: Exports, tmp_
             mapping = str(files.mapping_file) if with_mapping else None
             runs.append([str(out), str(files.onnx_file), mapping, _cfg(case)])
             expected[out] = case.golden_text()
+    # a TorchScript file without its mapping: owners and classes inferred, still without torch
+    files = exports.get(CASES_BY_NAME["linear_variants"], "torchscript")
+    out = tmp_path / "linear_variants-torchscript-inferred.json"
+    runs.append([str(out), str(files.onnx_file), None, None])
+    expected[out] = CASES_BY_NAME["linear_variants"].golden_text()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO)])
     done = subprocess.run(
