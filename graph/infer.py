@@ -220,7 +220,6 @@ def reconstruct(components: Sequence[str]) -> str:
 class _Scope:
     """The nodes of one scope string, and what they read."""
 
-    text: str
     nodes: list[int]
     evidence: set[str]  # owners of the parameter-named tensors its nodes read
 
@@ -238,7 +237,7 @@ def _aliases(nodes: Sequence[NodeRecord], weights: set[str], ops: frozenset[str]
     return found
 
 
-def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
+def graph_from_node_names(model: Any) -> ExportedGraph | None:
     """Records of a TorchScript-exported model from its node names alone (no mapping, no metadata).
 
     Returns None when the nodes carry no scope-style names (the file is not a TorchScript export).
@@ -281,7 +280,7 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
     for index, (node, scope) in enumerate(zip(records, scopes, strict=True)):
         if scope is None:
             continue
-        entry = by_scope.setdefault(scope, _Scope(scope, [], set()))
+        entry = by_scope.setdefault(scope, _Scope([], set()))
         entry.nodes.append(index)
         for tensor in node.inputs:
             if tensor in readable and looks_like_parameter(tensor):
@@ -486,7 +485,6 @@ def graph_from_node_names(model: Any, onnx_name: str) -> ExportedGraph | None:
         producer_version=model.producer_version,
         input_shapes=tuple(t.dims for t in graph_inputs if t.name not in weights),
     )
-    del onnx_name
     return ExportedGraph(
         nodes,
         records_of_weights,

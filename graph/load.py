@@ -255,7 +255,7 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
             rules[position] = props[REWRITE_RULE]
     owned = read_nodes(graph, owners)
     if not class_paths:
-        from_names = graph_from_node_names(model, onnx_name)
+        from_names = graph_from_node_names(model)
         if from_names is not None:
             return from_names
         beside = _beside(onnx_name)

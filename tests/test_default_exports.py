@@ -20,6 +20,7 @@ import contextlib
 import copy
 import io
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,9 @@ class Files:
             path = folder / "model.onnx"
             model = self.model(name).eval()
             args = MODELS[name][1]()
-            with contextlib.redirect_stdout(io.StringIO()):  # the exporters print progress
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                # the exporters print progress and warn about the traced models' Python arithmetic
+                warnings.simplefilter("ignore")
                 if kind == "dynamo-default":
                     torch.onnx.export(model, args, str(path), verbose=False)
                 elif kind == "torchscript-default":

@@ -10,8 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+import schemas
 from analyzer import create_quant_retrain_config_from_onnx
 from analyzer.cli import main
+from analyzer.report import REPORT_SCHEMA
 from analyzer.validate import validate_config
 from graph.infer import class_from_op, graph_from_node_names, looks_like_parameter, reconstruct
 from graph.load import read_model
@@ -105,7 +107,7 @@ def test_a_further_call_with_renamed_weights_is_read_from_the_shared_tensor() ->
         _conv("/blk/conv/Conv", "x", "onnx::Conv_7", "a"),
         _conv("/blk/conv_1/Conv", "a", "onnx::Conv_7", "b"),
     ]
-    exported = graph_from_node_names(_model(nodes, {"onnx::Conv_7": [8, 8, 3, 3]}, "b"), "m.onnx")
+    exported = graph_from_node_names(_model(nodes, {"onnx::Conv_7": [8, 8, 3, 3]}, "b"))
     assert exported is not None
     assert [node.module for node in exported.nodes] == ["blk.conv", "blk.conv"]
     calls = [i for i in exported.inferences if i.fact == "call"]
@@ -118,7 +120,7 @@ def test_a_sibling_with_its_own_weights_is_its_own_module() -> None:
         _conv("/blk/conv_1/Conv", "a", "onnx::Conv_8", "b"),
     ]
     model = _model(nodes, {"onnx::Conv_7": [8, 8, 3, 3], "onnx::Conv_8": [8, 8, 3, 3]}, "b")
-    exported = graph_from_node_names(model, "m.onnx")
+    exported = graph_from_node_names(model)
     assert exported is not None
     assert [node.module for node in exported.nodes] == ["blk.conv", "blk.conv_1"]
     assert not [i for i in exported.inferences if i.fact == "call"]
@@ -135,7 +137,7 @@ def test_parameter_names_restore_a_lost_container_and_views_are_followed() -> No
         helper.make_node("Transpose", ["heads.cls.weight"], ["t"], name="/cls/Transpose", perm=[1, 0]),
         helper.make_node("MatMul", ["p", "t"], ["y"], name="/cls/MatMul"),
     ]
-    exported = graph_from_node_names(_model(nodes, {"heads.cls.weight": [4, 8]}, "y"), "m.onnx")
+    exported = graph_from_node_names(_model(nodes, {"heads.cls.weight": [4, 8]}, "y"))
     assert exported is not None
     assert exported.nodes[2].module == "heads.cls" and exported.nodes[2].module_class == "Linear"
     assert exported.nodes[0].module == ""
@@ -159,7 +161,7 @@ def test_a_weight_op_no_linear_makes_leaves_the_class_unestablished(
     pool = helper.make_node("ReduceMean", ["x"], ["p"], name="/ReduceMean", axes=[2, 3], keepdims=0)
     path = tmp_path / "m.onnx"
     path.write_bytes(_model([pool, node], {"blk.fc.weight": [8, 4]}, "y").SerializeToString())
-    exported = graph_from_node_names(read_model(path), str(path))
+    exported = graph_from_node_names(read_model(path))
     assert exported is not None
     (fact,) = [i for i in exported.inferences if i.fact == "class"]
     assert fact.module == "blk.fc" and fact.value is None
@@ -189,6 +191,7 @@ def test_a_weight_op_without_a_scoped_name_is_reported_not_guessed(tmp_path: Pat
         and "stem: class Conv2d (from its Conv op with a 4-D weight)" in text
     )
     data = json.loads(report.to_json())
+    assert list(schemas.validator(REPORT_SCHEMA).iter_errors(data)) == []
     assert data["summary"]["inferred_layers"] == 1
     assert {"fact": "class", "value": "Conv2d", "basis": "from its Conv op with a 4-D weight"} in data[
         "layers"
