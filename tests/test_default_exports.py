@@ -270,7 +270,8 @@ def test_default_export_gives_the_library_bytes(name: str, kind: str, files: Fil
     if why is None:
         assert text == expected, error or f"{name} from the {kind} file differs from the library call"
         if expected is None:
-            assert MODELS[name][3] is not None and MODELS[name][3] in error
+            wanted = MODELS[name][3]
+            assert wanted is not None and wanted in error
         return
     # the file cannot say: the result differs, and every layer where it differs is flagged as inferred
     assert text != expected, f"{name}/{kind} is listed as differing ({why}) but gives the library bytes"
