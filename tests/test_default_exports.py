@@ -34,6 +34,7 @@ from analyzer import Report, create_quant_retrain_config, create_quant_retrain_c
 from graph.export import export_onnx
 from tests import architectures as arch
 from tests.cases import CASES, Case
+from tests.test_exporters import Collisions
 
 try:
     import analyzer.simple_config  # noqa: F401
@@ -149,6 +150,8 @@ MODELS.update(
         "functional_conv": (WithFunctionalConv, _images((1, 3, 8, 8)), None, None),
         "deep_copies": (DeepCopies, _images((2, 16), (1, 3, 12, 12)), None, None),
         "registered_backwards": (RegisteredBackwards, _images((1, 3, 8, 8)), None, None),
+        # equally named children under never-called ModuleDicts, a second call colliding with a real `conv_1`
+        "collisions": (Collisions, _images((1, 3, 8, 8)), None, None),
     }
 )
 KINDS = ("dynamo-default", "torchscript-default", "quantscope")
