@@ -108,6 +108,19 @@ class RegisteredBackwards(nn.Module):
         return self.head(self.body(self.stem(x)).mean((2, 3)))
 
 
+def sequential_root() -> nn.Module:
+    """A root `nn.Sequential`: numeric module names (`0`, `3.2.0`) in the scopes, BatchNorm after each conv."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Sequential(nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8), nn.Sequential(nn.Conv2d(8, 8, 1))),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
+
+
 def _tokens() -> tuple[torch.Tensor, ...]:
     return (torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(0)),)
 
@@ -152,6 +165,7 @@ MODELS.update(
         "registered_backwards": (RegisteredBackwards, _images((1, 3, 8, 8)), None, None),
         # equally named children under never-called ModuleDicts, a second call colliding with a real `conv_1`
         "collisions": (Collisions, _images((1, 3, 8, 8)), None, None),
+        "sequential_root": (sequential_root, _images((1, 3, 16, 16)), None, None),
     }
 )
 KINDS = ("dynamo-default", "torchscript-default", "quantscope")
