@@ -387,6 +387,20 @@ def test_torchscript_file_without_mapping_is_analysed_from_its_node_names(
     assert report.summary_line().endswith("; 1 layer rests on inferred facts")
 
 
+def test_a_mapping_beside_the_file_that_was_not_passed_is_pointed_out(
+    exports: Exports, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = exports.get(CASES_BY_NAME["cin3_conv"], "torchscript")
+    with caplog.at_level("WARNING", logger="graph.load"):
+        create_quant_retrain_config_from_onnx(tmp_path / "c.json", files.onnx_file)
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "graph.load"]
+    assert "were inferred" in message and str(files.mapping_file) in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="graph.load"):
+        create_quant_retrain_config_from_onnx(tmp_path / "c.json", files.onnx_file, files.mapping_file)
+    assert not [r for r in caplog.records if r.name == "graph.load"]
+
+
 def test_file_with_neither_scopes_nor_scoped_names_asks_for_a_mapping(
     exports: Exports, tmp_path: Path
 ) -> None:
