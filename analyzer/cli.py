@@ -138,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="shape of one random float32 input; repeat for several inputs "
         "(default: the inputs the factory returns)",
     )
+    export.add_argument(
+        "--input-dtype",
+        choices=INPUT_DTYPES,
+        action="append",
+        metavar="DTYPE",
+        help="dtype of the --input-shape inputs: once for all of them, or once per input in the same order "
+        f"({', '.join(INPUT_DTYPES)}; default float32). Integer inputs are zeros, a valid token id for any "
+        "vocabulary",
+    )
     export.add_argument("-o", "--output", required=True, metavar="model.onnx", help="the ONNX file to write")
     export.add_argument("--mapping", metavar="m.json", help="the mapping file (default: model.mapping.json)")
     export.add_argument(
@@ -343,9 +352,31 @@ def _load_factory(spec: str) -> Any:
     return target
 
 
-def _model_and_inputs(spec: str, shapes: list[tuple[int, ...]] | None) -> tuple[Any, Any]:
+INPUT_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
+
+
+def _input_dtypes(dtypes: list[str] | None, shapes: list[tuple[int, ...]] | None) -> list[str]:
+    """One dtype per --input-shape: the one given for all, or one given per input."""
+    if not dtypes:
+        return ["float32"] * len(shapes or ())
+    if not shapes:
+        raise UsageError("--input-dtype needs --input-shape (the dtype of which input?)")
+    if len(dtypes) == 1:
+        return dtypes * len(shapes)
+    if len(dtypes) != len(shapes):
+        raise UsageError(
+            f"--input-dtype given {len(dtypes)} times for {len(shapes)} --input-shape inputs; "
+            "give it once (for every input) or once per input"
+        )
+    return dtypes
+
+
+def _model_and_inputs(
+    spec: str, shapes: list[tuple[int, ...]] | None, dtypes: list[str] | None = None
+) -> tuple[Any, Any]:
     import torch
 
+    kinds = _input_dtypes(dtypes, shapes)
     factory = _load_factory(spec)
     try:
         made = factory()
@@ -360,7 +391,12 @@ def _model_and_inputs(spec: str, shapes: list[tuple[int, ...]] | None) -> tuple[
         )
     if shapes:
         gen = torch.Generator().manual_seed(0)
-        inputs = tuple(torch.randn(*shape, generator=gen) for shape in shapes)
+        inputs = tuple(
+            torch.randn(*shape, generator=gen, dtype=getattr(torch, kind))
+            if getattr(torch, kind).is_floating_point
+            else torch.zeros(*shape, dtype=getattr(torch, kind))
+            for shape, kind in zip(shapes, kinds, strict=True)
+        )
     if inputs is None:
         raise UsageError(
             f"{spec}: no example inputs; pass --input-shape or return (module, inputs) from the factory"
@@ -369,7 +405,7 @@ def _model_and_inputs(spec: str, shapes: list[tuple[int, ...]] | None) -> tuple[
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    model, inputs = _model_and_inputs(args.factory, args.input_shape)
+    model, inputs = _model_and_inputs(args.factory, args.input_shape, args.input_dtype)
     from graph.export import export_onnx
 
     try:

@@ -64,6 +64,23 @@ class Advisory:
 
 
 @dataclass(frozen=True, slots=True)
+class Inferred:
+    """A fact about a layer that the analysed file does not say, and what QuantScope inferred it from.
+
+    `fact` is `class`, `owner`, `name`, `order`, `call` or `tie`; `value` is None when the fact could not be
+    established (the layer is then reported, never configured).
+    """
+
+    fact: str
+    value: str | None
+    basis: str
+
+    def text(self) -> str:
+        value = "not established" if self.value is None else self.value
+        return f"{self.fact} {value} ({self.basis})" if self.fact != "order" else f"order {self.basis}"
+
+
+@dataclass(frozen=True, slots=True)
 class LayerRecord:
     """What QuantScope decided about one module, and why.
 
@@ -78,6 +95,7 @@ class LayerRecord:
         code, check: the check behind the decision (None for `quantize` and `skipped by config`).
         reason: one line naming the layer and the value.
         advisories: notes that leave the decision as it is.
+        inferred: facts the file does not say that the decision rests on (a file without a mapping).
     """
 
     name: str
@@ -91,6 +109,7 @@ class LayerRecord:
     check: str | None
     reason: str
     advisories: tuple[Advisory, ...] = ()
+    inferred: tuple[Inferred, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +124,7 @@ class LayerRecord:
             "check": self.check,
             "reason": self.reason,
             "advisories": [{"code": a.code, "check": a.check, "reason": a.reason} for a in self.advisories],
+            "inferred": [{"fact": i.fact, "value": i.value, "basis": i.basis} for i in self.inferred],
         }
 
 
@@ -154,8 +174,14 @@ class Report:
             "decisions": {d: decisions[d] for d in DECISIONS},
             "excluded_by_check": dict(sorted(excluded.items())),
             "advisories_by_check": dict(sorted(advisories.items())),
+            "inferred_layers": self.inferred_layers,
             "line": self.summary_line(),
         }
+
+    @property
+    def inferred_layers(self) -> int:
+        """How many layers rest on facts the file does not say (0 for a file with a mapping)."""
+        return sum(1 for r in self.layers if r.inferred)
 
     def summary_line(self) -> str:
         """One line: N quantized, M excluded by reason, K skipped by config, J not candidates."""
@@ -172,6 +198,9 @@ class Report:
             text += (
                 f", {counts[NOT_CANDIDATE]} not {_plural(counts[NOT_CANDIDATE], 'a candidate', 'candidates')}"
             )
+        inferred = self.inferred_layers
+        if inferred:
+            text += f"; {inferred} {_plural(inferred, 'layer rests', 'layers rest')} on inferred facts"
         return text
 
     def provenance(self) -> dict[str, Any]:
@@ -266,7 +295,19 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
     if p.export_choice:
         yield f"why {p.exporter}: {p.export_choice}"
     yield ""
-    header = ("layer", "class", "ops", "weight", "decision", "code", "reason")
+    # the inferred column appears only when some layer rests on inference, so that the table of a file
+    # that says everything stays as it was
+    marked = any(r.inferred for r in report.layers)
+    header = (
+        "layer",
+        "class",
+        "ops",
+        "weight",
+        "decision",
+        "code",
+        *(("inferred",) if marked else ()),
+        "reason",
+    )
     rows = [
         (
             r.name or "<root>",
@@ -275,6 +316,7 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
             _shape_cell(r.weight_shape),
             r.decision,
             r.code or ("(" + ",".join(sorted({a.code for a in r.advisories})) + ")" if r.advisories else ""),
+            *((",".join(dict.fromkeys(i.fact for i in r.inferred)) or "-",) if marked else ()),
             _local(r.reason, r.name),
         )
         for r in report.layers
@@ -300,6 +342,14 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
         yield _paint("advisories (the layer keeps its decision):", _BOLD, color)
         for _rec, adv in advisories:
             yield f"  {adv.code} {adv.check}: {adv.reason}"
+    inferred = [(r, i) for r in report.layers for i in r.inferred]
+    if inferred:
+        yield ""
+        yield _paint(
+            "inferred (the file does not say these facts; the layers above rest on them):", _BOLD, color
+        )
+        for rec, fact in inferred:
+            yield f"  {rec.name or '<root>'}: {fact.text()}"
     if report.notes:
         yield ""
         yield _paint("notes:", _BOLD, color)
@@ -317,7 +367,11 @@ def _quantize_reason(layer: Layer, setting: LayerSetting) -> str:
 
 
 def _record(
-    layer: Layer, findings: list[Finding], setting: LayerSetting | None, notes: Iterable[Finding]
+    layer: Layer,
+    findings: list[Finding],
+    setting: LayerSetting | None,
+    notes: Iterable[Finding],
+    inferred: tuple[Inferred, ...] = (),
 ) -> LayerRecord:
     excluding = [f for f in findings if f.severity is Severity.EXCLUDE]
     info = [f for f in findings if f.severity is Severity.INFO]
@@ -337,6 +391,7 @@ def _record(
         "nodes": tuple(op.onnx_name for op in layer.ops),
         "weight_shape": first_weight,
         "advisories": advisories,
+        "inferred": inferred,
     }
     if not layer.is_candidate:
         first = info[0] if info else None
@@ -403,9 +458,19 @@ def build_report(
     notes_by_layer: dict[str | None, list[Finding]] = {}
     for note in config_notes:
         notes_by_layer.setdefault(note.layer, []).append(note)
+    inferred: dict[str, list[Inferred]] = {}
+    for fact in index.graph.graph.get(keys.GRAPH_INFERENCES) or ():
+        entry = Inferred(fact.fact, fact.value, fact.basis)
+        found = inferred.setdefault(fact.module, [])
+        if entry not in found:
+            found.append(entry)
     records = tuple(
         _record(
-            layer, by_layer.get(layer.name, []), settings.get(layer.name), notes_by_layer.get(layer.name, ())
+            layer,
+            by_layer.get(layer.name, []),
+            settings.get(layer.name),
+            notes_by_layer.get(layer.name, ()),
+            tuple(inferred.get(layer.name, ())),
         )
         for layer in index.layers
     )

@@ -143,12 +143,51 @@ def _duplicates(value: Any, parts: list[str | int]) -> Iterator[Problem]:
             yield from _duplicates(child, [*parts, position])
 
 
+_PATH_PART = re.compile(r"\.([a-zA-Z][a-zA-Z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
+_CONST = re.compile(r"^(.*) was expected$")
+_ENUM = re.compile(r"^(.*) is not one of \[(.*)\]$")
+_MISSING = object()
+
+
+def _at(obj: Any, path: str) -> Any:
+    """The value at a JSON path written as jsonschema writes it, or `_MISSING`."""
+    value = obj
+    for key, index, quoted in _PATH_PART.findall(path[1:]):
+        if index:
+            if not isinstance(value, list) or int(index) >= len(value):
+                return _MISSING
+            value = value[int(index)]
+            continue
+        name = key or re.sub(r"\\(.)", r"\1", quoted)
+        if not isinstance(value, dict) or name not in value:
+            return _MISSING
+        value = value[name]
+    return value
+
+
+def _with_value(obj: Any, path: str, message: str) -> str:
+    """A const/enum violation reworded to name the wrong value as well as the allowed ones
+    (`'magic' is not allowed; expected 'ulq_quantize'`)."""
+    const = _CONST.match(message)
+    enum = _ENUM.match(message)
+    if not const and not enum:
+        return message
+    value = _at(obj, path)
+    if value is _MISSING:
+        return message
+    shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+    if const:
+        return f"{shown} is not allowed; expected {const.group(1)}"
+    assert enum is not None
+    return f"{shown} is not allowed; expected one of {enum.group(2)}"
+
+
 def _schema_problems(obj: Any) -> Iterator[Problem]:
     for error in schema_errors(obj):
         match = _PATH_PREFIX.match(error)
         path = match.group(0) if match else "$"
         message = error[len(path) + 2 :] if error.startswith(path + ": ") else error
-        yield Problem(path, SCHEMA, message)
+        yield Problem(path, SCHEMA, _with_value(obj, path, message))
 
 
 def _layers(obj: Any) -> Iterator[tuple[str, dict[str, Any]]]:

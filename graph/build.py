@@ -54,6 +54,8 @@ def _build(exported: ExportedGraph) -> nx.DiGraph:
     graph.graph[keys.GRAPH_MODULES] = exported.modules
     graph.graph[keys.GRAPH_PRODUCER] = exported.producer
     graph.graph[keys.GRAPH_TIED] = exported.tied_parameters
+    graph.graph[keys.GRAPH_INFERENCES] = exported.inferences
+    graph.graph[keys.GRAPH_UNRESOLVED] = exported.unresolved
 
     producers: dict[str, Any] = {}
     nodes: list[tuple[Any, dict[str, Any]]] = []

@@ -71,6 +71,23 @@ class Producer:
 
 
 @dataclass(frozen=True, slots=True)
+class Inference:
+    """A fact about a module that the file does not state and the loader inferred (or failed to).
+
+    Attributes:
+        module: the module the fact is about (its dotted name as inferred).
+        fact: what was inferred: `class`, `owner`, `name`, `order`, `call` or `tie`.
+        value: the inferred value (`Conv2d`, `layer1.0.conv1`), or None when it could not be established.
+        basis: one line saying from what (`from its Conv op with a 4-D weight`).
+    """
+
+    module: str
+    fact: str
+    value: str | None
+    basis: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExportedGraph:
     """Everything the analysis knows about one exported model."""
 
@@ -82,3 +99,8 @@ class ExportedGraph:
     # parameter names tied to the same tensor in the model (one group per shared Parameter);
     # lets the shared-weight check tell a real tie from initializers an exporter merged by value
     tied_parameters: tuple[tuple[str, ...], ...] | None = None
+    # facts the loader inferred because the file does not say them (a file without a mapping whose scopes
+    # were rewritten by the optimizer, or a TorchScript file); empty for files that say everything
+    inferences: tuple[Inference, ...] = ()
+    # node key -> why its owning module cannot be established (such ops are reported, never guessed)
+    unresolved: Mapping[str, str] = field(default_factory=dict)

@@ -19,6 +19,7 @@ INPUTS = "inputs"  # tuple of tensor names, "" for an omitted optional input
 OUTPUTS = "outputs"
 MODULE = "module"  # dotted torch module name owning the op, None when unknown
 MODULE_CLASS = "module_class"  # class name of that module, None when unknown
+UNKNOWN_CLASS = "?"  # the class name of a module the file names without its class, when none can be inferred
 INDEX = "index"  # position of the node in the ONNX graph (topological order)
 
 # initializer / graph-input nodes
@@ -29,3 +30,5 @@ PARAMS = "params"  # torch parameter names this initializer stands for
 GRAPH_MODULES = "modules"  # tuple of graph.ir.ModuleInfo in named_modules() order
 GRAPH_PRODUCER = "producer"  # graph.ir.Producer
 GRAPH_TIED = "tied_parameters"  # groups of tied parameter names, or None when unknown
+GRAPH_INFERENCES = "inferences"  # tuple of graph.ir.Inference: facts the file does not say
+GRAPH_UNRESOLVED = "unresolved"  # node key -> why the owning module of that op cannot be established

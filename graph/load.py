@@ -8,28 +8,37 @@ With a mapping file the mapping is trusted for owners, classes and parameters, a
 against the graph (`graph.mapping.apply_mapping`). Without one, the module scopes the dynamo exporter
 writes into node metadata are used, and the module table is derived from them: class names only
 (`torch_class_known=False`), in `named_modules()` order as far as the graph signature's parameter order
-tells it. A file with neither (a TorchScript export) is refused: a mapping file is needed.
+tells it. What such a file does not say is inferred and marked (`graph.infer`): the owner and class of a
+Conv that torch's default optimizer fused with a BatchNorm, and, for a TorchScript export (no metadata),
+owners from its scope-style node names, classes from the ops, the order from the initializers or the nodes.
+A file with neither scopes nor scope-style node names is refused: a mapping file is needed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from graph.errors import GraphFileError
 from graph.files import ONNX_LIMIT, read_limited
+from graph.infer import assumed_ties, fuse_owners, graph_from_node_names
 from graph.ir import ExportedGraph, ModuleInfo, Producer, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
 from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
-from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, dynamo_class_paths, dynamo_owner
+from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, _literal_list, dynamo_class_paths, dynamo_owner
+
+logger = logging.getLogger(__name__)
 
 GRAPH_SIGNATURE = "pkg.torch.export.ExportedProgram.graph_signature"
 # set on nodes the onnxscript optimizer rewrote (torch.onnx.export's default optimize=True); a fused node
 # (BatchNorm into Conv) carries the scope of the module fused into it, not of the one that made the op
 REWRITE_RULE = "pkg.onnxscript.rewriter.rule_name"
+FOLDED_FROM = "pkg.onnxscript.optimizer.folded_from"
 # the node metadata entries the loader reads (a node carries several more, which are skipped)
 _READ_METADATA = frozenset({NAME_SCOPES, CLASS_HIERARCHY, REWRITE_RULE})
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
@@ -204,7 +213,17 @@ def load_graph(
     if mapping_file is not None:
         data = read_mapping(mapping_file)
         return apply_mapping(model, data, str(onnx_file), str(mapping_file))
-    return graph_from_metadata(model, str(onnx_file))
+    exported = graph_from_metadata(model, str(onnx_file))
+    beside = _beside(str(onnx_file))
+    if exported.inferences and beside.exists():
+        logger.warning(
+            "%s: %d fact(s) the file does not say were inferred; the mapping file beside it (%s) would say "
+            "them: pass it as the mapping file",
+            onnx_file,
+            len(exported.inferences),
+            beside,
+        )
+    return exported
 
 
 def _beside(onnx_file: str) -> Path:
@@ -236,27 +255,33 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
             rules[position] = props[REWRITE_RULE]
     owned = read_nodes(graph, owners)
     if not class_paths:
+        from_names = graph_from_node_names(model)
+        if from_names is not None:
+            return from_names
         beside = _beside(onnx_name)
         hint = f" (e.g. {str(beside)!r}, beside it)" if beside.exists() else ""
         raise GraphFileError(
-            f"{onnx_name!r} carries no module scopes in its node metadata (producer "
-            f"{model.producer_name or '?'} {model.producer_version}; a TorchScript export has none): "
+            f"{onnx_name!r} carries no module scopes in its node metadata and no scope-style node names "
+            f"(producer {model.producer_name or '?'} {model.producer_version}): "
             f"a mapping file is needed; pass the one written with it by graph.export.export_onnx{hint}"
         )
-    rewritten = [
-        f"{owned[position].name} ({rule})"
-        for position, rule in rules.items()
-        if owned[position].op_type in WEIGHT_OPS and "Fuse" in rule
-    ]
-    if rewritten:
-        raise GraphFileError(
-            f"{onnx_name!r} was rewritten by the ONNX optimizer after export: the scopes of "
-            f"{len(rewritten)} weight op(s) no longer name the module that made them (e.g. BatchNorm fused into "
-            f"the Conv carries the BatchNorm's scope): {', '.join(rewritten[:3])}"
-            f"{' ...' if len(rewritten) > 3 else ''}; re-export with graph.export.export_onnx (no optimizer, "
-            "and a mapping file beside the ONNX file)"
-        )
     params, buffers = _signature_targets(model)
+    fused = fuse_owners(
+        owned,
+        rules,
+        params,
+        _folded_from(graph),
+        {tensor.name: tensor.dims for tensor in read_initializers(graph)},
+        class_paths,
+    )
+    if fused.owners:
+        owned = tuple(
+            replace(record, module=fused.owners[position][0], module_class=fused.owners[position][1])
+            if position in fused.owners
+            else record
+            for position, record in enumerate(owned)
+        )
+        class_paths = {**class_paths, **fused.class_paths}
     modules = derive_modules(params, buffers, scope_order, class_paths)
     targets = set(params) | set(buffers)
     initializers = tuple(
@@ -273,7 +298,21 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
         producer_version=model.producer_version,
         input_shapes=tuple(tensor.dims for tensor in inputs),
     )
-    return ExportedGraph(owned, initializers, inputs, modules, producer, None)
+    unresolved = {owned[position].name: why for position, why in fused.unresolved.items()}
+    inferences = (*fused.inferences, *assumed_ties(owned, (tensor.name for tensor in initializers)))
+    return ExportedGraph(owned, initializers, inputs, modules, producer, None, inferences, unresolved)
+
+
+def _folded_from(graph: Any) -> dict[str, tuple[str, ...]]:
+    """Initializer -> the tensors the onnxscript optimizer folded it from (a pre-transposed Linear weight)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for value in graph.value_info:
+        for prop in value.metadata_props:
+            if prop.key == FOLDED_FROM:
+                sources = _literal_list(prop.value)
+                if sources:
+                    found[value.name] = sources
+    return found
 
 
 def _signature_targets(model: Any) -> tuple[list[str], list[str]]:

@@ -90,8 +90,13 @@ CORPUS: dict[str, Expect] = {
     "no_nodes.onnx": _e("onnx", InputFileError, "no graph nodes"),
     "non_utf8_node_name.onnx": _e("onnx", InputFileError, "node #0", "not UTF-8"),
     "subgraphs_nested_too_deep.onnx": _e("onnx", InputFileError, "nested deeper", "100 levels"),
-    "torchscript_without_mapping.onnx": _e(
-        "onnx", InputFileError, "no module scopes", "mapping file is needed", with_mapping=False
+    "unscoped_without_mapping.onnx": _e(
+        "onnx",
+        InputFileError,
+        "no module scopes",
+        "no scope-style node names",
+        "mapping file is needed",
+        with_mapping=False,
     ),
     # mapping files (for tiny_torchscript.onnx)
     "mapping_duplicate_key.json": _e("mapping", InputFileError, "duplicate key 'version'"),

@@ -236,6 +236,11 @@ def test_offline_call_runs_where_torch_cannot_be_imported(exports: Exports, tmp_
             mapping = str(files.mapping_file) if with_mapping else None
             runs.append([str(out), str(files.onnx_file), mapping, _cfg(case)])
             expected[out] = case.golden_text()
+    # a TorchScript file without its mapping: owners and classes inferred, still without torch
+    files = exports.get(CASES_BY_NAME["linear_variants"], "torchscript")
+    out = tmp_path / "linear_variants-torchscript-inferred.json"
+    runs.append([str(out), str(files.onnx_file), None, None])
+    expected[out] = CASES_BY_NAME["linear_variants"].golden_text()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONSTARTUP")}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO)])
     done = subprocess.run(
@@ -366,13 +371,48 @@ def test_mapping_of_another_exporter_is_refused(exports: Exports, tmp_path: Path
     _assert_refused(tmp_path, onnx_of.onnx_file, mapping_of.mapping_file, "not in the graph", "'/conv/Conv'")
 
 
-def test_torchscript_file_without_mapping_asks_for_one(exports: Exports, tmp_path: Path) -> None:
+def test_torchscript_file_without_mapping_is_analysed_from_its_node_names(
+    exports: Exports, tmp_path: Path
+) -> None:
+    """Without its mapping, a TorchScript file's owners and classes are inferred from the node names and the
+    ops, and every layer says so."""
     files = exports.get(CASES_BY_NAME["cin3_conv"], "torchscript")
     lonely = tmp_path / "lonely.onnx"
     shutil.copy(files.onnx_file, lonely)
-    _assert_refused(tmp_path, lonely, None, "no module scopes", "a mapping file is needed")
-    message = _assert_refused(tmp_path, files.onnx_file, None, "a mapping file is needed")
-    assert str(files.mapping_file) in message  # the one written beside it is suggested
+    out = tmp_path / "config.json"
+    report = create_quant_retrain_config_from_onnx(out, lonely)
+    assert out.read_text(encoding="utf-8") == CASES_BY_NAME["cin3_conv"].golden_text()
+    facts = {(i.fact, i.value) for i in report.record("conv").inferred}
+    assert ("class", "Conv2d") in facts and ("name", "conv") in facts
+    assert report.summary_line().endswith("; 1 layer rests on inferred facts")
+
+
+def test_a_mapping_beside_the_file_that_was_not_passed_is_pointed_out(
+    exports: Exports, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = exports.get(CASES_BY_NAME["cin3_conv"], "torchscript")
+    with caplog.at_level("WARNING", logger="graph.load"):
+        create_quant_retrain_config_from_onnx(tmp_path / "c.json", files.onnx_file)
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "graph.load"]
+    assert "were inferred" in message and str(files.mapping_file) in message
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="graph.load"):
+        create_quant_retrain_config_from_onnx(tmp_path / "c.json", files.onnx_file, files.mapping_file)
+    assert not [r for r in caplog.records if r.name == "graph.load"]
+
+
+def test_file_with_neither_scopes_nor_scoped_names_asks_for_a_mapping(
+    exports: Exports, tmp_path: Path
+) -> None:
+    files = exports.get(CASES_BY_NAME["cin3_conv"], "torchscript")
+    proto = onnx.load(str(files.onnx_file), load_external_data=False)
+    for position, node in enumerate(proto.graph.node):
+        node.name = f"n{position}"
+    plain = tmp_path / "plain.onnx"
+    plain.write_bytes(proto.SerializeToString())
+    _assert_refused(
+        tmp_path, plain, None, "no module scopes", "no scope-style node names", "a mapping file is needed"
+    )
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.97])
@@ -607,17 +647,40 @@ class ConvBN(nn.Module):
         return self.fc(self.bn(self.conv(x)).mean((2, 3)))
 
 
-def test_optimized_dynamo_file_is_refused_not_misread(tmp_path: Path) -> None:
+def test_optimized_dynamo_file_is_read_with_the_fused_conv_inferred(tmp_path: Path) -> None:
     """torch.onnx.export's default optimizer fuses BatchNorm into the Conv, whose node then carries the
-    BatchNorm's scope: read as is, `conv` would silently vanish from the config."""
+    BatchNorm's scope: the conv's owner comes from its weight's parameter name, its class from the op, and
+    both are marked as inferred."""
     path = tmp_path / "optimized.onnx"
     torch.onnx.export(ConvBN().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=True, verbose=False)
     proto = onnx.load(str(path), load_external_data=False)
     assert not [node for node in proto.graph.node if node.op_type == "BatchNormalization"]  # fused
-    _assert_refused(
-        tmp_path, path, None, "rewritten by the ONNX optimizer", "FuseBatchNormIntoConv", "export_onnx"
-    )
+    out = tmp_path / "optimized.json"
+    report = create_quant_retrain_config_from_onnx(out, path)
     files = export_onnx(ConvBN(), (torch.randn(1, 3, 8, 8),), tmp_path / "plain.onnx")
-    out = tmp_path / "plain.json"
-    create_quant_retrain_config_from_onnx(out, files.onnx_file)
+    plain = tmp_path / "plain.json"
+    plain_report = create_quant_retrain_config_from_onnx(plain, files.onnx_file)
+    assert out.read_bytes() == plain.read_bytes()
     assert list(json.loads(out.read_text())) == ["version", "batch_num", "conv", "fc"]
+    facts = report.record("conv").inferred
+    assert [(i.fact, i.value) for i in facts] == [("owner", "conv"), ("class", "Conv2d")]
+    assert "FuseBatchNormIntoConv" in facts[0].basis and "'conv.weight'" in facts[0].basis
+    assert report.record("fc").inferred == ()
+    assert plain_report.inferred_layers == 0 and report.inferred_layers == 1
+
+
+def test_fused_conv_without_a_parameter_name_is_reported_not_guessed(tmp_path: Path) -> None:
+    path = tmp_path / "optimized.onnx"
+    torch.onnx.export(ConvBN().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=True, verbose=False)
+    proto = onnx.load(str(path), load_external_data=False)
+    (conv,) = [node for node in proto.graph.node if node.op_type == "Conv"]
+    (weight,) = [t for t in proto.graph.initializer if t.name == conv.input[1]]
+    weight.name = conv.input[1] = "val_folded"
+    renamed = tmp_path / "renamed.onnx"
+    renamed.write_bytes(proto.SerializeToString())
+    out = tmp_path / "c.json"
+    report = create_quant_retrain_config_from_onnx(out, renamed)
+    assert list(json.loads(out.read_text())) == ["version", "batch_num", "fc"]
+    (note,) = [n for n in report.notes if n.nodes == (conv.name,)]
+    assert "cannot be established" in note.reason and "'val_folded' is no parameter name" in note.reason
+    assert "'bn'" in note.reason

@@ -42,7 +42,9 @@ def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
         if layer.is_candidate:
             continue
         kinds = sorted({op.op_type for op in layer.ops})
-        if layer.class_name in LAYER_TYPES:
+        if layer.class_name == keys.UNKNOWN_CLASS:
+            why = "its class is not in the file and cannot be inferred (see inferred)"
+        elif layer.class_name in LAYER_TYPES:
             why = f"class {layer.class_name} is not torch.nn.{layer.class_name}"
         elif layer.torch_class and layer.torch_class != layer.class_name:
             why = f"class {layer.class_name} (a {layer.torch_class} subclass with another name) is not a quantizable type"
@@ -52,9 +54,14 @@ def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
             f"; makes {', '.join(kinds)}" if kinds else ("" if layer.scope else "; never called in forward")
         )
         yield NOT_A_CANDIDATE.finding(layer.name, f"{layer.name or '<root>'}: {why}{made}", _names(layer.ops))
+    unresolved = index.graph.graph.get(keys.GRAPH_UNRESOLVED) or {}
     for op in index.unowned_ops:
+        cause = unresolved.get(op.onnx_name)
         yield NOT_A_CANDIDATE.finding(
-            None, f"{op.onnx_name}: {op.op_type} whose torch module cannot be established", (op.onnx_name,)
+            None,
+            f"{op.onnx_name}: {op.op_type} whose torch module cannot be established"
+            + (f": {cause}" if cause else ""),
+            (op.onnx_name,),
         )
 
 
