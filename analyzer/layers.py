@@ -20,6 +20,7 @@ from analyzer.layertypes import (
     QUANTIZABLE_OPS,
     REPORTED_TORCH_CLASSES,
     WEIGHT_PASSTHROUGH_OPS,
+    OpFacts,
 )
 from graph import keys
 from graph.build import init_key, paused_gc
@@ -38,6 +39,8 @@ class LayerOp:
     weight: str | None  # initializer name, None when the op's weight is an activation
     weight_dims: tuple[int | None, ...]
     bias: str | None
+    cin: int | None = None  # input channels the weight reads (Conv: in_channels, Linear: in_features)
+    groups: int = 1  # the Conv/ConvTranspose `group` attribute
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,22 +92,47 @@ def candidate_type(info: ModuleInfo) -> str | None:
 _MAX_PASSTHROUGH = 8  # a weight is never more than a few pass-through ops away from its initializer
 
 
-def _trace_initializer(graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey]) -> str | None:
-    """Follow `tensor` back through pass-through ops to the initializer it comes from."""
+def _trace_initializer(
+    graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey]
+) -> tuple[str | None, bool]:
+    """Follow `tensor` back through pass-through ops to the initializer it comes from.
+
+    Returns the initializer name (None when the tensor does not come from one) and whether the path
+    transposes it (an odd number of Transpose ops, as the dynamo exporter puts before a Linear's MatMul).
+    """
+    transposed = False
     for _ in range(_MAX_PASSTHROUGH):
         source = producers.get(tensor)
         if source is None:
-            return None
+            return None, False
         data = graph.nodes[source]
         if data[keys.KIND] == keys.KIND_INITIALIZER:
-            return tensor
+            return tensor, transposed
         if data[keys.KIND] != keys.KIND_OP or data[keys.OP_TYPE] not in WEIGHT_PASSTHROUGH_OPS:
-            return None
+            return None, False
         inputs = data[keys.INPUTS]
         if not inputs or not inputs[0]:
-            return None
+            return None, False
+        transposed ^= data[keys.OP_TYPE] == "Transpose"
         tensor = inputs[0]
-    return None
+    return None, False
+
+
+def _cin(
+    facts: OpFacts, attrs: Mapping[str, Any], dims: tuple[int | None, ...], transposed: bool
+) -> tuple[int | None, int]:
+    """Cin and groups of an op's weight, from its dims and attributes (OP_FACTS says where Cin sits)."""
+    group = attrs.get("group")
+    groups = group if isinstance(group, int) and group > 0 else 1
+    axis = facts.cin_axis
+    if facts.transposed_by is not None and attrs.get(facts.transposed_by) == 1:
+        axis = 1 - axis
+    if transposed and len(dims) == 2:
+        axis = 1 - axis
+    if axis >= len(dims) or dims[axis] is None:
+        return None, groups
+    cin = int(dims[axis])  # type: ignore[arg-type]
+    return (cin * groups if facts.cin_per_group else cin), groups
 
 
 def _layer_op(graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey]) -> LayerOp:
@@ -112,17 +140,18 @@ def _layer_op(graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey]
     facts = OP_FACTS[data[keys.OP_TYPE]]
     inputs: tuple[str, ...] = data[keys.INPUTS]
 
-    def traced(position: int | None) -> str | None:
+    def traced(position: int | None) -> tuple[str | None, bool]:
         if position is None or position >= len(inputs) or not inputs[position]:
-            return None
+            return None, False
         return _trace_initializer(graph, inputs[position], producers)
 
-    weight = traced(facts.weight_input)
-    bias = traced(facts.bias_input)
+    weight, transposed = traced(facts.weight_input)
+    bias, _ = traced(facts.bias_input)
     if data[keys.OP_TYPE] == "MatMul" and weight is not None:
         bias = _matmul_bias(graph, node)
     dims: tuple[int | None, ...] = graph.nodes[init_key(weight)][keys.DIMS] if weight is not None else ()
-    return LayerOp(node, data[keys.ONNX_NAME], data[keys.OP_TYPE], weight, dims, bias)
+    cin, groups = _cin(facts, data[keys.ATTRS], dims, transposed)
+    return LayerOp(node, data[keys.ONNX_NAME], data[keys.OP_TYPE], weight, dims, bias, cin, groups)
 
 
 def _matmul_bias(graph: nx.DiGraph, node: NodeKey) -> str | None:

@@ -1,4 +1,9 @@
-"""Declarative tables: the quantizable layer types and the per-op facts the checks rely on."""
+"""Declarative tables: the quantizable layer types and the per-op facts the checks rely on.
+
+Everything that differs between layer types lives here, in one row per type: the ops it exports to, the
+weight rank, the default `channel_wise`, in which layer-type modes it is a candidate, and which of the
+type-specific checks apply to it. Where Cin sits in a weight is a per-op fact (`OP_FACTS`).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,26 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class OpFacts:
-    """Where an ONNX op keeps its weight and bias, and which weight axis is the output channel."""
+    """Where an ONNX op keeps its weight and bias, and which weight axes are the output and input channels.
+
+    `cin_axis` is the input-channel axis of the weight as the op reads it. `transposed_by` names an attribute
+    that, when 1, makes the op read its weight transposed (Gemm's `transB`); `cin_per_group` says the weight
+    holds Cin / group along that axis (a grouped Conv), so Cin is that dim times the `group` attribute.
+    """
 
     weight_input: int
     bias_input: int | None
     out_channel_axis: int
+    cin_axis: int
+    transposed_by: str | None = None
+    cin_per_group: bool = False
 
 
 OP_FACTS: dict[str, OpFacts] = {
-    "Gemm": OpFacts(weight_input=1, bias_input=2, out_channel_axis=0),
-    "MatMul": OpFacts(weight_input=1, bias_input=None, out_channel_axis=1),
-    "Conv": OpFacts(weight_input=1, bias_input=2, out_channel_axis=0),
-    "ConvTranspose": OpFacts(weight_input=1, bias_input=2, out_channel_axis=1),
+    "Gemm": OpFacts(weight_input=1, bias_input=2, out_channel_axis=0, cin_axis=0, transposed_by="transB"),
+    "MatMul": OpFacts(weight_input=1, bias_input=None, out_channel_axis=1, cin_axis=0),
+    "Conv": OpFacts(weight_input=1, bias_input=2, out_channel_axis=0, cin_axis=1, cin_per_group=True),
+    "ConvTranspose": OpFacts(weight_input=1, bias_input=2, out_channel_axis=1, cin_axis=0),
 }
 QUANTIZABLE_OPS = frozenset(OP_FACTS)
 
@@ -26,24 +39,70 @@ QUANTIZABLE_OPS = frozenset(OP_FACTS)
 # weights for MatMul; other exporters cast or reshape)
 WEIGHT_PASSTHROUGH_OPS = frozenset({"Transpose", "Identity", "Cast", "Reshape"})
 
+# layer-type modes (SPEC section 9): the AMCT this project documents, and the current open-source AMCT
+DOCUMENTED = "documented"
+AMCT_LATEST = "amct-latest"
+MODES = (DOCUMENTED, AMCT_LATEST)
+
+# names of the type-specific checks a row of LAYER_TYPE_TABLE can ask for
+CHECK_PADDING_MODE = "padding-mode"
+CHECK_INPUT_RANK = "input-rank"
+CHECK_SMALL_CIN = "small-cin"
+CHECK_TRANSPOSED_INPUT = "transposed-input"
+_CONV_CHECKS = frozenset({CHECK_PADDING_MODE, CHECK_INPUT_RANK, CHECK_SMALL_CIN})
+
 
 @dataclass(frozen=True, slots=True)
 class LayerType:
-    """A torch class whose modules can be put in the config."""
+    """A torch class whose modules can be put in the config, and the facts that depend on the type.
+
+    Attributes:
+        name: the torch class name (`type(module).__name__` of a candidate).
+        op_types: the ONNX ops its forward exports to.
+        weight_rank: the rank of its weight.
+        channel_wise_default: `channel_wise` when the simple config does not set it.
+        modes: the layer-type modes in which it is a candidate.
+        checks: the type-specific checks that apply to it (CHECK_PADDING_MODE, CHECK_INPUT_RANK, ...).
+    """
 
     name: str
     op_types: tuple[str, ...]
     weight_rank: int
     channel_wise_default: bool
+    modes: frozenset[str] = frozenset(MODES)
+    checks: frozenset[str] = frozenset()
 
 
-LAYER_TYPES: dict[str, LayerType] = {
-    "Linear": LayerType("Linear", ("Gemm", "MatMul"), 2, channel_wise_default=False),
-    "Conv2d": LayerType("Conv2d", ("Conv",), 4, channel_wise_default=True),
-    "ConvTranspose2d": LayerType("ConvTranspose2d", ("ConvTranspose",), 4, channel_wise_default=True),
+LAYER_TYPE_TABLE: dict[str, LayerType] = {
+    "Linear": LayerType(
+        "Linear",
+        ("Gemm", "MatMul"),
+        2,
+        channel_wise_default=False,
+        checks=frozenset({CHECK_TRANSPOSED_INPUT}),
+    ),
+    "Conv2d": LayerType("Conv2d", ("Conv",), 4, channel_wise_default=True, checks=_CONV_CHECKS),
+    "ConvTranspose2d": LayerType(
+        "ConvTranspose2d", ("ConvTranspose",), 4, channel_wise_default=True, checks=_CONV_CHECKS
+    ),
 }
+
+
+def types_of_mode(mode: str) -> tuple[str, ...]:
+    """The candidate types of a layer-type mode, in table order."""
+    return tuple(name for name, row in LAYER_TYPE_TABLE.items() if mode in row.modes)
+
+
+# the candidate types of the default mode, which is what the rest of the analysis reads today
+LAYER_TYPES: dict[str, LayerType] = {name: LAYER_TYPE_TABLE[name] for name in types_of_mode(DOCUMENTED)}
 SUPPORTED_TYPES = tuple(LAYER_TYPES)
-CONV_TYPES = frozenset({"Conv2d", "ConvTranspose2d"})
+
+
+def applies(layer_type: str | None, check: str) -> bool:
+    """Whether the type-specific `check` applies to layers of `layer_type`."""
+    return layer_type is not None and check in LAYER_TYPE_TABLE[layer_type].checks
+
+
 SMALL_CIN = 16  # Cin at or below this: quantizing is not recommended for accuracy
 # torch classes of weight-carrying layers the report lists even when they are not candidates (a Conv1d,
 # a renamed Linear subclass), so that no such module goes unaccounted for

@@ -10,7 +10,14 @@ from typing import Any
 
 from analyzer.checks.base import Check, Finding, Severity
 from analyzer.layers import GraphIndex, Layer, LayerOp
-from analyzer.layertypes import CONV_TYPES, LAYER_TYPES, SMALL_CIN
+from analyzer.layertypes import (
+    CHECK_INPUT_RANK,
+    CHECK_PADDING_MODE,
+    CHECK_SMALL_CIN,
+    LAYER_TYPES,
+    SMALL_CIN,
+    applies,
+)
 from graph import keys
 from graph.build import TENSOR
 
@@ -157,7 +164,7 @@ def padding_mode(index: GraphIndex) -> Iterator[Finding]:
     or Slice/Concat ops inside its own scope; the quantized Conv would no longer be the whole layer."""
     graph = index.graph
     for layer in _candidates(index):
-        if layer.layer_type not in CONV_TYPES:
+        if not applies(layer.layer_type, CHECK_PADDING_MODE):
             continue
         for op in _typed_ops(layer):
             before = [n for n in _ops_before(index, layer, op) if not _neutral(graph.nodes[n])]
@@ -181,7 +188,7 @@ def input_rank(index: GraphIndex) -> Iterator[Finding]:
     add and remove the batch axis itself (Unsqueeze/Squeeze in its scope), which the QAT wrapper does not."""
     graph = index.graph
     for layer in _candidates(index):
-        if layer.layer_type not in CONV_TYPES:
+        if not applies(layer.layer_type, CHECK_INPUT_RANK):
             continue
         for op in _typed_ops(layer):
             before = _ops_before(index, layer, op)
@@ -219,19 +226,14 @@ def no_weight_op(index: GraphIndex) -> Iterator[Finding]:
 def small_cin(index: GraphIndex) -> Iterator[Finding]:
     """A conv with few input channels (Cin <= 16, e.g. the first conv of a CNN on RGB input) loses much
     accuracy when quantized; it stays in the config, but quantizing it is not recommended."""
-    graph = index.graph
     for layer in _candidates(index):
-        if layer.layer_type not in CONV_TYPES:
+        if not applies(layer.layer_type, CHECK_SMALL_CIN):
             continue
         for op in _typed_ops(layer):
             dims = op.weight_dims
-            if len(dims) < 2 or dims[0] is None or dims[1] is None:
+            if len(dims) < 2 or dims[0] is None or dims[1] is None or op.cin is None:
                 continue
-            if op.op_type == "Conv":
-                group = graph.nodes[op.node][keys.ATTRS].get("group") or 1
-                cin = int(dims[1]) * int(group) if isinstance(group, int) else int(dims[1])
-            else:
-                cin = int(dims[0])
+            cin = op.cin
             if cin <= SMALL_CIN:
                 yield SMALL_CIN_CHECK.finding(
                     layer.name,
