@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,18 @@ from analyzer.errors import (
     NoQuantizableLayerError,
     QuantScopeError,
 )
-from analyzer.layers import GraphIndex, index_graph
-from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
-from analyzer.resolve import QuantLayer, resolve
+from analyzer.layers import GraphIndex, index_graph, layer_int4_blocker
+from analyzer.layertypes import INT4_PACK_KINDS
+from analyzer.report import (
+    CONFIG_NOTE_CODE,
+    DOWNGRADE_CHECK,
+    DOWNGRADE_CODE,
+    QUANTIZE,
+    Report,
+    build_report,
+    excluding_findings,
+)
+from analyzer.resolve import LayerSetting, QuantLayer, resolve
 from graph.build import build_graph, paused_gc
 from graph.ir import ExportedGraph
 
@@ -68,7 +77,7 @@ def analyze(
     findings = run_checks(index)
     excluded = excluding_findings(findings)
     quantizable = [
-        QuantLayer(layer.name, layer.layer_type)
+        QuantLayer(layer.name, layer.layer_type, layer_int4_blocker(layer))
         for layer in index.layers
         if layer.layer_type is not None and layer.name not in excluded
     ]
@@ -80,11 +89,38 @@ def analyze(
     resolved = resolve(quantizable, simple, reasons_by_layer, module_classes)  # raises when all are disabled
     text = render(resolved)
     config_notes = tuple(
-        Finding("QS301", "config-note", Severity.INFO, layer or None, note) for layer, note in resolved.notes
+        Finding(CONFIG_NOTE_CODE, "config-note", Severity.INFO, layer or None, note)
+        for layer, note in resolved.notes
     )
-    report = build_report(index, findings, {s.name: s for s in resolved.layers}, config_notes, config_file)
+    downgrades = tuple(
+        Finding(DOWNGRADE_CODE, DOWNGRADE_CHECK, Severity.INFO, setting.name, setting.downgrade_reason)
+        for setting in resolved.layers
+        if setting.downgrade_reason is not None
+    )
+    settings = {s.name: s for s in resolved.layers}
+    report = build_report(index, findings, settings, config_notes + downgrades, config_file)
     _log(report)
+    _log_downgrades(resolved.layers)
     return report, text
+
+
+def _log_downgrades(settings: Sequence[LayerSetting]) -> None:
+    """One WARNING per kind of INT4 -> INT8 downgrade (odd Cin, grouped conv), naming the layers."""
+    most = 5
+    for kind in INT4_PACK_KINDS:
+        hit = [s for s in settings if s.downgraded is not None and s.downgraded.kind == kind]
+        if not hit:
+            continue
+        names = [s.name for s in hit]
+        shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+        logger.warning(
+            "%s (%s) on %d layer(s): %s (e.g. %s)",
+            DOWNGRADE_CHECK,
+            kind,
+            len(names),
+            shown,
+            hit[0].downgrade_reason,
+        )
 
 
 def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]]) -> str:
@@ -105,6 +141,8 @@ def _log(report: Report) -> None:
     reasons: dict[str, str] = {}
     for record in report.layers:
         for advisory in record.advisories:
+            if advisory.code == DOWNGRADE_CODE:
+                continue  # logged per kind by _log_downgrades
             if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
                 continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")

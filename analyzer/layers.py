@@ -20,7 +20,9 @@ from analyzer.layertypes import (
     QUANTIZABLE_OPS,
     REPORTED_TORCH_CLASSES,
     WEIGHT_PASSTHROUGH_OPS,
+    Int4Blocker,
     OpFacts,
+    int4_blocker,
 )
 from graph import keys
 from graph.build import init_key, paused_gc
@@ -78,6 +80,20 @@ class GraphIndex:
     def owner(self, node: NodeKey) -> str | None:
         owner: str | None = self.graph.nodes[node][keys.MODULE]
         return owner
+
+
+def typed_ops(layer: Layer) -> tuple[LayerOp, ...]:
+    """A candidate's ops of the op types its class exports to (its weight-carrying calls)."""
+    if layer.layer_type is None:
+        return ()
+    wanted = LAYER_TYPES[layer.layer_type].op_types
+    return tuple(op for op in layer.ops if op.op_type in wanted and op.weight is not None)
+
+
+def layer_int4_blocker(layer: Layer) -> Int4Blocker | None:
+    """Why a candidate's weight cannot be INT4-packed (SPEC section 8), read from its first weight op."""
+    ops = typed_ops(layer)
+    return int4_blocker(ops[0].cin, ops[0].groups) if ops else None
 
 
 def candidate_type(info: ModuleInfo) -> str | None:

@@ -103,6 +103,33 @@ def applies(layer_type: str | None, check: str) -> bool:
     return layer_type is not None and check in LAYER_TYPE_TABLE[layer_type].checks
 
 
+# INT4 packing (SPEC section 8): AMCT packs INT4 weights two at a time along Cin
+ODD_CIN = "odd Cin"
+GROUPED = "groups > 1"
+INT4_PACK_KINDS = (ODD_CIN, GROUPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Int4Blocker:
+    """Why a layer's weight cannot be INT4-packed: `kind` is one of INT4_PACK_KINDS, `why` one clause."""
+
+    kind: str
+    why: str
+
+
+def int4_blocker(cin: int | None, groups: int) -> Int4Blocker | None:
+    """Why a weight with `cin` input channels and `groups` groups cannot be INT4-packed, or None if it can.
+
+    A grouped or depthwise convolution cannot be packed whatever its channel counts; otherwise Cin must be
+    even (the output-channel count never matters). An unknown Cin (a symbolic dim) blocks nothing.
+    """
+    if groups > 1:
+        return Int4Blocker(GROUPED, f"groups = {groups}, INT4 packing does not support grouped convolutions")
+    if cin is not None and cin % 2:
+        return Int4Blocker(ODD_CIN, f"Cin = {cin} is odd, INT4 packs two values along Cin")
+    return None
+
+
 SMALL_CIN = 16  # Cin at or below this: quantizing is not recommended for accuracy
 # torch classes of weight-carrying layers the report lists even when they are not candidates (a Conv1d,
 # a renamed Linear subclass), so that no such module goes unaccounted for

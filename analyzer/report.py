@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.checks import Finding, Severity
-from analyzer.layers import GraphIndex, Layer
+from analyzer.layers import GraphIndex, Layer, layer_int4_blocker
 from analyzer.resolve import LayerSetting
 from graph import keys
 from graph.ir import Producer
@@ -31,6 +31,9 @@ NOT_CANDIDATE = "not a candidate"
 DECISIONS = (QUANTIZE, SKIPPED, EXCLUDED, NOT_CANDIDATE)
 
 CONFIG_NOTE_CODE = "QS301"
+# an INT4 weight the config asked for, written as INT8 because it cannot be INT4-packed (SPEC section 8)
+DOWNGRADE_CODE = "QS302"
+DOWNGRADE_CHECK = "int4-downgrade"
 
 _SOURCES = {
     "default": "built-in defaults",
@@ -78,6 +81,7 @@ class LayerRecord:
         code, check: the check behind the decision (None for `quantize` and `skipped by config`).
         reason: one line naming the layer and the value.
         advisories: notes that leave the decision as it is.
+        int4_packing: for a candidate whose weight cannot be INT4-packed, why (SPEC section 8); else None.
     """
 
     name: str
@@ -91,6 +95,7 @@ class LayerRecord:
     check: str | None
     reason: str
     advisories: tuple[Advisory, ...] = ()
+    int4_packing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +110,7 @@ class LayerRecord:
             "check": self.check,
             "reason": self.reason,
             "advisories": [{"code": a.code, "check": a.check, "reason": a.reason} for a in self.advisories],
+            "int4_packing": self.int4_packing,
         }
 
 
@@ -334,6 +340,7 @@ def _record(
         "nodes": tuple(op.onnx_name for op in layer.ops),
         "weight_shape": first_weight,
         "advisories": advisories,
+        "int4_packing": blocker.why if (blocker := layer_int4_blocker(layer)) is not None else None,
     }
     if not layer.is_candidate:
         first = info[0] if info else None

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from analyzer.layertypes import LAYER_TYPES, SUPPORTED_TYPES
+from analyzer.layertypes import LAYER_TYPES, SUPPORTED_TYPES, Int4Blocker
 from analyzer.simple_config import (
     DATA_FIELD,
     LAYER_OVERRIDES,
@@ -40,10 +40,12 @@ _ALLOWED_PAIRS_TEXT = "INT8/INT8, INT16/INT8, INT8/INT4"
 
 @dataclass(frozen=True, slots=True)
 class QuantLayer:
-    """A layer that passed every check: its name and its type (a key of LAYER_TYPES)."""
+    """A layer that passed every check: its name, its type (a key of LAYER_TYPES), and why its weight cannot
+    be INT4-packed (None when it can, or when the caller does not know)."""
 
     name: str
     layer_type: str
+    int4_blocker: Int4Blocker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,15 @@ class LayerSetting:
     data: DataSetting
     weight: WeightSetting
     source: str = "default"  # "default", "global", "override_layer_types", "override_layer_configs"
+    # set when the config asked INT4 weights of a layer that cannot be INT4-packed (SPEC 8): written as INT8
+    downgraded: Int4Blocker | None = None
+
+    @property
+    def downgrade_reason(self) -> str | None:
+        """The one-line report reason of the INT4 -> INT8 downgrade, None when there was none."""
+        if self.downgraded is None:
+            return None
+        return f"{self.name}: weight INT4 -> INT8: {self.downgraded.why}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +270,11 @@ def _resolve_layer(
             "is quantized per tensor); set channel_wise: false, e.g. in "
             'override_layer_types { layer_type: "Linear" }'
         )
-    return LayerSetting(name, layer_type, enable, data, weight, source), notes, problems
+    # SPEC 8: after the pair check, which judges the types the config asked for
+    downgraded = None
+    if weight.dst_type == "INT4" and layer.int4_blocker is not None:
+        weight, downgraded = replace(weight, dst_type="INT8"), layer.int4_blocker
+    return LayerSetting(name, layer_type, enable, data, weight, source, downgraded), notes, problems
 
 
 def _dropped_global_notes(

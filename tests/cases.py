@@ -218,6 +218,60 @@ class CfgSimple(nn.Module):
         return self.fc(self.conv3(x).mean((2, 3)))
 
 
+class OddEvenCin(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.relu(self.conv1(x)))
+
+
+class Grouped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(4, 8, 1)
+        self.conv_grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.conv_out = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(F.relu(self.conv_grouped(F.relu(self.conv_in(x)))))
+
+
+class LinearOddEven(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_in7 = nn.Linear(7, 8)
+        self.fc_in8 = nn.Linear(8, 5)
+        self.fc_in5 = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_in5(F.relu(self.fc_in8(F.relu(self.fc_in7(x)))))
+
+
+class W4Mix(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_odd = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv_even = nn.Conv2d(8, 8, 3, padding=1)
+        self.conv_g2 = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.conv_dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.conv_to5 = nn.Conv2d(8, 5, 1)
+        self.conv_cin5 = nn.Conv2d(5, 8, 1)
+        self.fc_even = nn.Linear(8, 5)
+        self.fc_odd = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv_odd(x))
+        x = F.relu(self.conv_even(x))
+        x = F.relu(self.conv_g2(x))
+        x = F.relu(self.conv_dw(x))
+        x = F.relu(self.conv_cin5(self.conv_to5(x)))
+        x = x.mean((2, 3))
+        return self.fc_odd(F.relu(self.fc_even(x)))
+
+
 @dataclass(frozen=True)
 class Case:
     """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text."""
@@ -282,6 +336,12 @@ CASES: tuple[Case, ...] = (
         cfg="cfg_skip_excluded_layer",
         error="conv_reflect",
     ),
+    # the current AMCT's INT4 -> INT8 downgrade (SPEC section 8), reference/latest/b_*; every mode
+    Case("b_w4_odd_cin", OddEvenCin, ((1, 3, 8, 8),), golden="b_w4_odd_cin", cfg="b_w4_odd_cin"),
+    Case("b_w4_grouped", Grouped, ((1, 4, 8, 8),), golden="b_w4_grouped", cfg="b_w4_grouped"),
+    Case("b_w4_linear", LinearOddEven, ((2, 7),), golden="b_w4_linear", cfg="b_w4_linear"),
+    Case("b_w4mix_skipped", W4Mix, ((1, 3, 8, 8),), golden="b_w4mix_skipped", cfg="b_w4mix_skipped"),
 )
+DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))
 CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from analyzer.checks.base import Check, Finding, Severity
-from analyzer.layers import GraphIndex, Layer, LayerOp
+from analyzer.layers import GraphIndex, Layer, LayerOp, typed_ops
 from analyzer.layertypes import (
     CHECK_INPUT_RANK,
     CHECK_PADDING_MODE,
@@ -23,13 +23,6 @@ from graph.build import TENSOR
 
 # ops that may sit inside a Conv2d's own scope in front of the Conv without changing what it computes
 _NEUTRAL_BEFORE_CONV = frozenset({"Constant", "Identity", "Cast", "Transpose", "Unsqueeze", "Squeeze"})
-
-
-def _typed_ops(layer: Layer) -> tuple[LayerOp, ...]:
-    """The layer's ops of the op types its class exports to (its weight-carrying calls)."""
-    assert layer.layer_type is not None
-    wanted = LAYER_TYPES[layer.layer_type].op_types
-    return tuple(op for op in layer.ops if op.op_type in wanted and op.weight is not None)
 
 
 def _names(ops: tuple[LayerOp, ...]) -> tuple[str, ...]:
@@ -79,7 +72,7 @@ def reused_module(index: GraphIndex) -> Iterator[Finding]:
     """A module called several times shares one weight and one set of quantization factors between call
     sites whose activations differ; AMCT does not support it (reused layer: shared weight and bias)."""
     for layer in _candidates(index):
-        ops = _typed_ops(layer)
+        ops = typed_ops(layer)
         if len(ops) > 1:
             yield REUSED_MODULE.finding(
                 layer.name,
@@ -105,7 +98,7 @@ def shared_weight(index: GraphIndex) -> Iterator[Finding]:
     for layer in _candidates(index):
         others: set[str] = set()
         tensors = []
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             for tensor in (op.weight, op.bias):
                 if tensor is None:
                     continue
@@ -166,7 +159,7 @@ def padding_mode(index: GraphIndex) -> Iterator[Finding]:
     for layer in _candidates(index):
         if not applies(layer.layer_type, CHECK_PADDING_MODE):
             continue
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             before = [n for n in _ops_before(index, layer, op) if not _neutral(graph.nodes[n])]
             if not before:
                 continue
@@ -190,7 +183,7 @@ def input_rank(index: GraphIndex) -> Iterator[Finding]:
     for layer in _candidates(index):
         if not applies(layer.layer_type, CHECK_INPUT_RANK):
             continue
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             before = _ops_before(index, layer, op)
             if any(graph.nodes[n][keys.OP_TYPE] == "Unsqueeze" for n in before):
                 yield INPUT_RANK.finding(
@@ -205,7 +198,7 @@ def transposed_input(index: GraphIndex) -> Iterator[Finding]:
     """A Gemm with transA = 1 multiplies a transposed activation; the quantized Linear assumes (N, in)."""
     graph = index.graph
     for layer in _candidates(index):
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             if op.op_type == "Gemm" and graph.nodes[op.node][keys.ATTRS].get("transA") == 1:
                 yield TRANSPOSED_INPUT.finding(
                     layer.name, f"{layer.name}: Gemm with transA=1 (transposed input)", (op.onnx_name,)
@@ -217,7 +210,7 @@ def no_weight_op(index: GraphIndex) -> Iterator[Finding]:
     """The module ran but made no op of the kind its class exports to with its own weight (its forward was
     replaced or it calls something else): there is no op to quantize for it."""
     for layer in _candidates(index):
-        if layer.scope and not _typed_ops(layer):
+        if layer.scope and not typed_ops(layer):
             assert layer.layer_type is not None
             wanted = "/".join(LAYER_TYPES[layer.layer_type].op_types)
             yield NO_WEIGHT_OP.finding(layer.name, f"{layer.name}: ran but made no {wanted} op with a weight")
@@ -229,7 +222,7 @@ def small_cin(index: GraphIndex) -> Iterator[Finding]:
     for layer in _candidates(index):
         if not applies(layer.layer_type, CHECK_SMALL_CIN):
             continue
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             dims = op.weight_dims
             if len(dims) < 2 or dims[0] is None or dims[1] is None or op.cin is None:
                 continue
@@ -249,7 +242,7 @@ def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
     graph = index.graph
     for layer in _candidates(index):
         own = {op.node for op in layer.ops}
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             if op.weight is None:
                 continue
             readers = []
