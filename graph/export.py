@@ -78,6 +78,11 @@ def module_table(model: torch.nn.Module) -> tuple[ModuleInfo, ...]:
     import torch
 
     known = [(name, getattr(torch.nn, name)) for name in KNOWN_TORCH_CLASSES]
+    # a module registered under several names (kept as `self.conv1` and placed in a Sequential) is listed
+    # once, under its first name; its other names are its aliases
+    names: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), []).append(name)
     table = []
     for name, module in model.named_modules():
         cls = type(module)
@@ -92,6 +97,7 @@ def module_table(model: torch.nn.Module) -> tuple[ModuleInfo, ...]:
                 class_path=f"{cls.__module__}.{cls.__qualname__}",
                 torch_class=torch_class,
                 parameters=params,
+                aliases=tuple(alias for alias in names[id(module)] if alias != name),
             )
         )
     return tuple(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -140,6 +141,13 @@ def used_elsewhere_fires() -> ExportedGraph:
     return make_graph([gather, head], {"wte.weight": (16, 16)}, mods, inputs={"ids": (1, 4)})
 
 
+def aliases_fire() -> ExportedGraph:
+    # conv1 is also net.0; its op was made under the alias, and is conv1's all the same
+    node, inits = conv("net.0", "x", "y")
+    aliased = replace(module("conv1", "Conv2d"), aliases=("net.0",))
+    return make_graph([node], inits, [module("", "Net", None), aliased, module("net", "Sequential", None)])
+
+
 CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
     # (check, graph, expected reason fragment, or None when the check must stay quiet)
     (rules.NOT_A_CANDIDATE, not_a_candidate_fires, "c1: class Conv1d is not a quantizable type"),
@@ -172,6 +180,8 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
         "lm_head: weight 'wte.weight' is also read by Gather of wte",
     ),
     (rules.WEIGHT_USED_ELSEWHERE, not_executed_quiet, None),
+    (rules.MODULE_ALIASES, aliases_fire, "conv1: also registered as net.0; one layer under its first name"),
+    (rules.MODULE_ALIASES, small_cin_fires, None),
 ]
 
 

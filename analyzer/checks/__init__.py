@@ -5,6 +5,7 @@ from __future__ import annotations
 from analyzer.checks.base import Check, Finding, Severity
 from analyzer.checks.rules import (
     INPUT_RANK,
+    MODULE_ALIASES,
     NO_WEIGHT_OP,
     NOT_A_CANDIDATE,
     NOT_EXECUTED,
@@ -28,6 +29,7 @@ REGISTRY: tuple[Check, ...] = (
     NO_WEIGHT_OP,
     SMALL_CIN_CHECK,
     WEIGHT_USED_ELSEWHERE,
+    MODULE_ALIASES,
 )
 
 

@@ -261,6 +261,21 @@ def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
                 break
 
 
+def module_aliases(index: GraphIndex) -> Iterator[Finding]:
+    """The layer is registered under several names (kept as `self.conv1` and placed in a Sequential, as
+    weight-norm and TCN-style code does). It is one layer, named by its first `named_modules()` name, and
+    ops made under any name belong to it; AMCT 2be20daf leaves such a layer out of its config, so a config
+    from QuantScope quantizes a layer that AMCT's own would not."""
+    for layer in _candidates(index):
+        info = index.modules.get(layer.name)
+        if info is not None and info.aliases:
+            yield MODULE_ALIASES.finding(
+                layer.name,
+                f"{layer.name}: also registered as {', '.join(info.aliases)}; one layer under its first name "
+                "(AMCT 2be20daf leaves such a layer out of its config)",
+            )
+
+
 NOT_A_CANDIDATE = Check("QS001", "not-a-candidate", Severity.INFO, not_a_candidate)
 NOT_EXECUTED = Check("QS101", "not-executed", Severity.EXCLUDE, not_executed)
 REUSED_MODULE = Check("QS102", "reused-module", Severity.EXCLUDE, reused_module)
@@ -271,3 +286,4 @@ TRANSPOSED_INPUT = Check("QS106", "transposed-input", Severity.EXCLUDE, transpos
 NO_WEIGHT_OP = Check("QS107", "no-weight-op", Severity.EXCLUDE, no_weight_op)
 SMALL_CIN_CHECK = Check("QS201", "small-cin", Severity.ADVISORY, small_cin)
 WEIGHT_USED_ELSEWHERE = Check("QS202", "weight-used-elsewhere", Severity.ADVISORY, weight_used_elsewhere)
+MODULE_ALIASES = Check("QS203", "module-aliases", Severity.ADVISORY, module_aliases)
