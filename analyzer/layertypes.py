@@ -25,6 +25,7 @@ class OpFacts:
     cin_axis: int
     transposed_by: str | None = None
     cin_per_group: bool = False
+    recurrent_input: int | None = None  # an RNN op's R; its weights are traced through the module's own ops
 
 
 OP_FACTS: dict[str, OpFacts] = {
@@ -32,6 +33,10 @@ OP_FACTS: dict[str, OpFacts] = {
     "MatMul": OpFacts(weight_input=1, bias_input=None, out_channel_axis=1, cin_axis=0),
     "Conv": OpFacts(weight_input=1, bias_input=2, out_channel_axis=0, cin_axis=1, cin_per_group=True),
     "ConvTranspose": OpFacts(weight_input=1, bias_input=2, out_channel_axis=1, cin_axis=0),
+    # W (and R) of an LSTM/GRU are computed from the module's parameters (gates reordered) by both exporters;
+    # the last axis is input_size in torch's weight_ih (4H, in) and in ONNX's W (dirs, 4H, in) alike
+    "LSTM": OpFacts(weight_input=1, bias_input=3, out_channel_axis=-2, cin_axis=-1, recurrent_input=2),
+    "GRU": OpFacts(weight_input=1, bias_input=3, out_channel_axis=-2, cin_axis=-1, recurrent_input=2),
 }
 QUANTIZABLE_OPS = frozenset(OP_FACTS)
 
@@ -49,7 +54,10 @@ CHECK_PADDING_MODE = "padding-mode"
 CHECK_INPUT_RANK = "input-rank"
 CHECK_SMALL_CIN = "small-cin"
 CHECK_TRANSPOSED_INPUT = "transposed-input"
+CHECK_DEPTH_DILATION = "depth-dilation"
+CHECK_RNN_CONFIG = "rnn-config"
 _CONV_CHECKS = frozenset({CHECK_PADDING_MODE, CHECK_INPUT_RANK, CHECK_SMALL_CIN})
+_NEW_CONV_CHECKS = frozenset({CHECK_PADDING_MODE, CHECK_INPUT_RANK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ class LayerType:
         channel_wise_default: `channel_wise` when the simple config does not set it.
         modes: the layer-type modes in which it is a candidate.
         checks: the type-specific checks that apply to it (CHECK_PADDING_MODE, CHECK_INPUT_RANK, ...).
+        amct_keeps_shared: AMCT 2be20daf keeps two such layers that share a weight (SPEC 9 rule 6).
     """
 
     name: str
@@ -71,7 +80,10 @@ class LayerType:
     channel_wise_default: bool
     modes: frozenset[str] = frozenset(MODES)
     checks: frozenset[str] = frozenset()
+    amct_keeps_shared: bool = False
 
+
+_LATEST = frozenset({AMCT_LATEST})
 
 LAYER_TYPE_TABLE: dict[str, LayerType] = {
     "Linear": LayerType(
@@ -85,7 +97,30 @@ LAYER_TYPE_TABLE: dict[str, LayerType] = {
     "ConvTranspose2d": LayerType(
         "ConvTranspose2d", ("ConvTranspose",), 4, channel_wise_default=True, checks=_CONV_CHECKS
     ),
+    # the current AMCT's types (SPEC section 9), candidates in the amct-latest mode only
+    "Conv1d": LayerType(
+        "Conv1d", ("Conv",), 3, True, modes=_LATEST, checks=_NEW_CONV_CHECKS, amct_keeps_shared=True
+    ),
+    "Conv3d": LayerType(
+        "Conv3d", ("Conv",), 5, True, modes=_LATEST, checks=_NEW_CONV_CHECKS | {CHECK_DEPTH_DILATION}
+    ),
+    "ConvTranspose1d": LayerType(
+        "ConvTranspose1d", ("ConvTranspose",), 3, True, modes=_LATEST, checks=_NEW_CONV_CHECKS
+    ),
+    "LSTM": LayerType(
+        "LSTM",
+        ("LSTM",),
+        2,
+        True,
+        modes=_LATEST,
+        checks=frozenset({CHECK_RNN_CONFIG}),
+        amct_keeps_shared=True,
+    ),
+    "GRU": LayerType(
+        "GRU", ("GRU",), 2, True, modes=_LATEST, checks=frozenset({CHECK_RNN_CONFIG}), amct_keeps_shared=True
+    ),
 }
+ALL_TYPES = tuple(LAYER_TYPE_TABLE)
 
 
 def types_of_mode(mode: str) -> tuple[str, ...]:
@@ -93,9 +128,53 @@ def types_of_mode(mode: str) -> tuple[str, ...]:
     return tuple(name for name, row in LAYER_TYPE_TABLE.items() if mode in row.modes)
 
 
-# the candidate types of the default mode, which is what the rest of the analysis reads today
-LAYER_TYPES: dict[str, LayerType] = {name: LAYER_TYPE_TABLE[name] for name in types_of_mode(DOCUMENTED)}
-SUPPORTED_TYPES = tuple(LAYER_TYPES)
+# the candidate types of the default mode
+SUPPORTED_TYPES = types_of_mode(DOCUMENTED)
+LAYER_TYPES: dict[str, LayerType] = {name: LAYER_TYPE_TABLE[name] for name in SUPPORTED_TYPES}
+
+
+def select_types(layer_types: object) -> tuple[str, ...]:
+    """The candidate types a `layer_types` argument selects, in table order.
+
+    Args:
+        layer_types: "documented", "amct-latest", or a collection of class names of LAYER_TYPE_TABLE.
+
+    Raises:
+        TypeError: `layer_types` is neither a string nor a collection of strings.
+        ValueError: an unknown mode or class name (the message names it and the allowed values), or an
+            empty collection.
+    """
+    if isinstance(layer_types, str):
+        if layer_types in MODES:
+            return types_of_mode(layer_types)
+        raise ValueError(
+            f"layer_types: unknown mode {layer_types!r}; use one of {', '.join(repr(m) for m in MODES)} "
+            f"or a collection of these types: {', '.join(ALL_TYPES)}"
+        )
+    if not isinstance(layer_types, (list, tuple, set, frozenset)) or not all(
+        isinstance(item, str) for item in layer_types
+    ):
+        raise TypeError(
+            "layer_types must be 'documented', 'amct-latest' or a list/tuple/set of class names, got "
+            f"{type(layer_types).__name__}"
+        )
+    unknown = sorted(set(layer_types) - set(ALL_TYPES))
+    if unknown:
+        raise ValueError(
+            f"layer_types: {', '.join(repr(u) for u in unknown)} is not a type QuantScope can quantize; "
+            f"allowed: {', '.join(ALL_TYPES)}"
+        )
+    if not layer_types:
+        raise ValueError(f"layer_types: the collection is empty; allowed types: {', '.join(ALL_TYPES)}")
+    return tuple(name for name in ALL_TYPES if name in layer_types)
+
+
+def mode_name(selected: tuple[str, ...]) -> str:
+    """How the report names a selection: the mode it equals, else the types."""
+    for mode in MODES:
+        if selected == types_of_mode(mode):
+            return mode
+    return ",".join(selected)
 
 
 def applies(layer_type: str | None, check: str) -> bool:
@@ -117,16 +196,20 @@ class Int4Blocker:
     why: str
 
 
-def int4_blocker(cin: int | None, groups: int) -> Int4Blocker | None:
+def int4_blocker(cin: int | None, groups: int, hidden: int | None = None) -> Int4Blocker | None:
     """Why a weight with `cin` input channels and `groups` groups cannot be INT4-packed, or None if it can.
 
     A grouped or depthwise convolution cannot be packed whatever its channel counts; otherwise Cin must be
-    even (the output-channel count never matters). An unknown Cin (a symbolic dim) blocks nothing.
+    even (the output-channel count never matters), and so must an LSTM/GRU's `hidden`, the Cin of its
+    recurrent weight. An unknown Cin (a symbolic dim) blocks nothing.
     """
     if groups > 1:
         return Int4Blocker(GROUPED, f"groups = {groups}, INT4 packing does not support grouped convolutions")
     if cin is not None and cin % 2:
-        return Int4Blocker(ODD_CIN, f"Cin = {cin} is odd, INT4 packs two values along Cin")
+        what = "input_size" if hidden is not None else "Cin"
+        return Int4Blocker(ODD_CIN, f"{what} = {cin} is odd, INT4 packs two values along Cin")
+    if hidden is not None and hidden % 2:
+        return Int4Blocker(ODD_CIN, f"hidden_size = {hidden} is odd, INT4 packs two values along Cin")
     return None
 
 
@@ -143,5 +226,11 @@ REPORTED_TORCH_CLASSES = frozenset(
         "ConvTranspose1d",
         "ConvTranspose2d",
         "ConvTranspose3d",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "LSTMCell",
+        "GRUCell",
+        "RNNCell",
     }
 )

@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from analyzer.layertypes import LAYER_TYPES, SUPPORTED_TYPES, Int4Blocker
+from analyzer.layertypes import LAYER_TYPE_TABLE, SUPPORTED_TYPES, Int4Blocker
 from analyzer.simple_config import (
     DATA_FIELD,
     LAYER_OVERRIDES,
@@ -100,7 +100,7 @@ class ResolvedConfig:
 
 
 def default_weight(layer_type: str) -> WeightSetting:
-    return WeightSetting("arq_retrain", LAYER_TYPES[layer_type].channel_wise_default)
+    return WeightSetting("arq_retrain", LAYER_TYPE_TABLE[layer_type].channel_wise_default)
 
 
 def resolve(
@@ -108,6 +108,7 @@ def resolve(
     simple: SimpleConfig | None = None,
     excluded: Mapping[str, str] | None = None,
     modules: Mapping[str, str] | None = None,
+    types: Sequence[str] = SUPPORTED_TYPES,
 ) -> ResolvedConfig:
     """Give every quantizable layer its settings.
 
@@ -123,7 +124,7 @@ def resolve(
         ConfigError: the simple config names an unknown layer or type, or is inconsistent.
     """
     if simple is not None:
-        return resolve_simple(layers, simple, excluded or {}, modules or {})
+        return resolve_simple(layers, simple, excluded or {}, modules or {}, types)
     return ResolvedConfig(
         tuple(
             LayerSetting(layer.name, layer.layer_type, True, DataSetting(), default_weight(layer.layer_type))
@@ -146,7 +147,7 @@ def data_setting(spec: DataSpec | None) -> DataSetting:
 
 def weight_setting(spec: WeightSpec | None, layer_type: str) -> WeightSetting:
     """The JSON weight config of a spec for a layer type (channel_wise as written, else the type default)."""
-    default = LAYER_TYPES[layer_type].channel_wise_default
+    default = LAYER_TYPE_TABLE[layer_type].channel_wise_default
     if spec is None:
         return WeightSetting("arq_retrain", default)
     channel_wise = default if spec.channel_wise is None else spec.channel_wise
@@ -161,6 +162,7 @@ def resolve_simple(
     simple: SimpleConfig,
     excluded: Mapping[str, str],
     modules: Mapping[str, str] | None = None,
+    types: Sequence[str] = SUPPORTED_TYPES,
 ) -> ResolvedConfig:
     """Apply a simple config to the quantizable layers (SPEC 5.1, 5.2) and check it against the model (5.3).
 
@@ -185,7 +187,7 @@ def resolve_simple(
     referenced = list(view.skip_layers) + [(LAYER_OVERRIDES, name) for name in view.layer_overrides]
     for field, name in dict.fromkeys(referenced):
         if name not in known:
-            problems.append(_unknown_layer(field, name, names, excluded, modules or {}))
+            problems.append(_unknown_layer(field, name, names, excluded, modules or {}, tuple(types)))
 
     settings: list[LayerSetting] = []
     notes: list[tuple[str, str]] = []
@@ -298,7 +300,7 @@ def _dropped_global_notes(
     if global_part.weight is not None:
         spec_w = part.weight or WeightSpec()
         glob_w = global_part.weight
-        default_cw = LAYER_TYPES[layer_type].channel_wise_default
+        default_cw = LAYER_TYPE_TABLE[layer_type].channel_wise_default
         dropped = []
         if glob_w.algo not in (None, "arq_retrain") and spec_w.algo is None:
             dropped.append(glob_w.algo)
@@ -344,14 +346,24 @@ def _config_notes(
 
 
 def _unknown_layer(
-    field: str, name: str, names: Sequence[str], excluded: Mapping[str, str], modules: Mapping[str, str]
+    field: str,
+    name: str,
+    names: Sequence[str],
+    excluded: Mapping[str, str],
+    modules: Mapping[str, str],
+    types: tuple[str, ...],
 ) -> str:
     if name in excluded:
         return f"{field}: {name!r} is not a quantizable layer: the checks excluded it ({excluded[name]})"
-    supported = ", ".join(SUPPORTED_TYPES)
+    supported = ", ".join(types)
     if name in modules:
         class_name = modules[name]
-        if class_name in LAYER_TYPES:
+        if class_name in LAYER_TYPE_TABLE and class_name not in types:
+            return (
+                f"{field}: {name!r} is a {class_name}, not a quantizable layer type in this mode (supported: "
+                f"{supported}); it is one with --layer-types amct-latest"
+            )
+        if class_name in LAYER_TYPE_TABLE:
             return (
                 f"{field}: {name!r} is a {class_name} that is not an instance of torch.nn.{class_name}, "
                 "so it is not a quantizable layer"

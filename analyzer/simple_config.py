@@ -33,7 +33,7 @@ from typing import Any
 from google.protobuf import text_format
 
 from analyzer.errors import ConfigError, NoQuantizableLayerError
-from analyzer.layertypes import LAYER_TYPES, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
+from analyzer.layertypes import ALL_TYPES, AMCT_LATEST, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
 from graph.files import SIMPLE_CONFIG_LIMIT, read_limited
 from schemas import retrain_config_pb2
 
@@ -161,11 +161,12 @@ class SimpleView:
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-def load_simple_config(path: str | os.PathLike[str]) -> SimpleConfig:
+def load_simple_config(path: str | os.PathLike[str], types: Sequence[str] = SUPPORTED_TYPES) -> SimpleConfig:
     """Read and validate a `quant.cfg` (protobuf text format) before any model work.
 
     Args:
         path: the simple config file.
+        types: the candidate types of the layer-type mode; the type lists and overrides accept exactly these.
 
     Returns:
         The parsed config.
@@ -186,10 +187,12 @@ def load_simple_config(path: str | os.PathLike[str]) -> SimpleConfig:
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         reason = f"the file is not UTF-8 text (byte 0x{data[err.start]:02x})"
         raise SimpleConfigSyntaxError(file_name, line, column, None, reason) from err
-    return parse_simple_config(text, file_name)
+    return parse_simple_config(text, file_name, types)
 
 
-def parse_simple_config(text: str, file_name: str = "<simple config>") -> SimpleConfig:
+def parse_simple_config(
+    text: str, file_name: str = "<simple config>", types: Sequence[str] = SUPPORTED_TYPES
+) -> SimpleConfig:
     """Parse and validate simple-config text; `file_name` only labels the messages.
 
     Raises:
@@ -201,7 +204,7 @@ def parse_simple_config(text: str, file_name: str = "<simple config>") -> Simple
         text_format.Merge(text, message)
     except text_format.ParseError as err:
         raise _syntax_error(err, text, file_name) from err
-    problems = _static_problems(message)
+    problems = _static_problems(message, tuple(types))
     if problems:
         raise SimpleConfigError(file_name, problems)
     parse_notes = _repeated_field_notes(text)
@@ -284,7 +287,7 @@ def _token_at(text: str, line: int | None, column: int | None) -> str | None:
 # ------------------------------------------------------------------------------- checks without a model
 
 
-def _static_problems(message: Any) -> list[str]:
+def _static_problems(message: Any, types: tuple[str, ...]) -> list[str]:
     problems: list[str] = []
     if message.HasField("batch_num") and message.batch_num == 0:
         problems.append(
@@ -294,7 +297,7 @@ def _static_problems(message: Any) -> list[str]:
         problems += _clip_problems(DATA_FIELD, message.retrain_data_quant_config)
     for field in SKIP_TYPE_FIELDS:
         problems += [
-            _unsupported_type(field, value) for value in getattr(message, field) if value not in LAYER_TYPES
+            _unsupported_type(field, value, types) for value in getattr(message, field) if value not in types
         ]
     if message.HasField("prune_config"):
         problems.append(f"prune_config: {_PRUNING}; remove prune_config")
@@ -302,12 +305,12 @@ def _static_problems(message: Any) -> list[str]:
         values = list(getattr(message, field))
         if values:
             problems.append(f"{field} ({join_names(values, quote=True)}): {_PRUNING}; remove {field}")
-    problems += _override_problems(message, LAYER_OVERRIDES, "layer_name")
-    problems += _override_problems(message, TYPE_OVERRIDES, "layer_type")
+    problems += _override_problems(message, LAYER_OVERRIDES, "layer_name", types)
+    problems += _override_problems(message, TYPE_OVERRIDES, "layer_type", types)
     return problems
 
 
-def _override_problems(message: Any, field: str, key: str) -> list[str]:
+def _override_problems(message: Any, field: str, key: str, types: tuple[str, ...]) -> list[str]:
     problems: list[str] = []
     entries: dict[str, list[int]] = {}
     for number, entry in enumerate(getattr(message, field), start=1):
@@ -317,8 +320,8 @@ def _override_problems(message: Any, field: str, key: str) -> list[str]:
         value = getattr(entry, key)
         entries.setdefault(value, []).append(number)
         origin = f"{field} {value!r}"
-        if key == "layer_type" and value not in LAYER_TYPES:
-            problems.append(_unsupported_type(field, value))
+        if key == "layer_type" and value not in types:
+            problems.append(_unsupported_type(field, value, types))
         if entry.HasField(DATA_FIELD):
             problems += _clip_problems(f"{origin}: {DATA_FIELD}", entry.retrain_data_quant_config)
         if entry.HasField("prune_config"):
@@ -355,14 +358,16 @@ def _clip_problems(where: str, data: Any) -> list[str]:
     return problems
 
 
-def _unsupported_type(field: str, value: str) -> str:
-    if value in REPORTED_TORCH_CLASSES:  # a real torch class, just not one QuantScope quantizes
+def _unsupported_type(field: str, value: str, types: tuple[str, ...]) -> str:
+    if value in REPORTED_TORCH_CLASSES:  # a real torch class, just not one QuantScope quantizes here
         close: list[str] = []
     else:
-        close = [t for t in SUPPORTED_TYPES if t.lower() == value.lower()]
-        close = close or difflib.get_close_matches(value, SUPPORTED_TYPES, n=1, cutoff=0.6)
+        close = [t for t in types if t.lower() == value.lower()]
+        close = close or difflib.get_close_matches(value, types, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{field}: {value!r} is not a supported layer type (supported: {', '.join(SUPPORTED_TYPES)}){hint}"
+    if value in ALL_TYPES and types == SUPPORTED_TYPES:
+        hint = f"; it is one with --layer-types {AMCT_LATEST} (layer_types={AMCT_LATEST!r})"
+    return f"{field}: {value!r} is not a supported layer type (supported: {', '.join(types)}){hint}"
 
 
 def duplicate_skips(message: Any) -> list[tuple[str, str, int]]:

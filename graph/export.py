@@ -46,6 +46,12 @@ KNOWN_TORCH_CLASSES = (
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
     "Embedding",
     "MultiheadAttention",
     "BatchNorm1d",
@@ -53,6 +59,10 @@ KNOWN_TORCH_CLASSES = (
     "BatchNorm3d",
     "LayerNorm",
 )
+
+# constructor facts of the RNN modules that the graph does not show (dropout) or not always (num_layers,
+# bidirectional, proj_size): recorded in the module table and the mapping file (SPEC section 9 rule 5)
+RNN_FACTS = ("num_layers", "bidirectional", "dropout", "proj_size", "input_size", "hidden_size")
 
 _NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
 
@@ -98,9 +108,24 @@ def module_table(model: torch.nn.Module) -> tuple[ModuleInfo, ...]:
                 torch_class=torch_class,
                 parameters=params,
                 aliases=tuple(alias for alias in names[id(module)] if alias != name),
+                config=_module_facts(module, torch),
             )
         )
     return tuple(table)
+
+
+def _module_facts(module: torch.nn.Module, torch: Any) -> tuple[tuple[str, AttrValue], ...]:
+    """The RNN_FACTS of an RNN module (empty for any other module), sorted by name."""
+    if not isinstance(module, torch.nn.RNNBase):
+        return ()
+    facts: list[tuple[str, AttrValue]] = []
+    for name in sorted(RNN_FACTS):
+        value = getattr(module, name, None)
+        if isinstance(value, bool) or value is None:
+            facts.append((name, value))
+        else:
+            facts.append((name, float(value) if name == "dropout" else int(value)))
+    return tuple(facts)
 
 
 def tied_parameters(model: torch.nn.Module) -> tuple[tuple[str, ...], ...]:

@@ -54,6 +54,13 @@ class ModuleInfo:
     torch_class_known: bool = True
     parameters: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # constructor facts the graph cannot show (an LSTM's dropout, num_layers, ...), as (name, value) sorted by
+    # name; None when the source could not tell (an ONNX file without its mapping)
+    config: tuple[tuple[str, AttrValue], ...] | None = ()
+
+    def fact(self, name: str) -> AttrValue:
+        """The value of constructor fact `name`, None when unknown."""
+        return dict(self.config or ()).get(name)
 
 
 def alias_owners(modules: tuple[ModuleInfo, ...]) -> dict[str, str]:

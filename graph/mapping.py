@@ -3,7 +3,8 @@
 JSON, versioned, validated against `schemas/mapping.schema.json` on read and before write. It records:
 - every module in `named_modules()` order: name, class name, class path, the torch.nn class it is an
   instance of (the candidate rule needs both), its own parameter names, and (since version 2) its other
-  names when it is registered under several (`aliases`);
+  names when it is registered under several (`aliases`) and the constructor facts the graph cannot show
+  (an LSTM's dropout, num_layers, ...: `config`);
 - every node of the graph -> the module whose forward made it, by its first name (null when none can be
   established);
 - every initializer -> its shape and the parameter/buffer names it stands for (renamed, merged or tied);
@@ -83,6 +84,7 @@ def build_mapping(graph: ExportedGraph, saved: Any, onnx_name: str) -> dict[str,
                 "torch_class": info.torch_class,
                 "parameters": list(info.parameters),
                 "aliases": list(info.aliases),
+                "config": dict(info.config or ()),
             }
             for info in graph.modules
         ],
@@ -147,7 +149,7 @@ _PRODUCER_KEYS = frozenset(
 )
 _GRAPH_KEYS = frozenset(("digest", "nodes", "initializers"))
 _MODULE_KEYS_V1 = frozenset(("name", "class_name", "class_path", "torch_class", "parameters"))
-_MODULE_KEYS = _MODULE_KEYS_V1 | {"aliases"}
+_MODULE_KEYS = _MODULE_KEYS_V1 | {"aliases", "config"}
 _NODE_KEYS = frozenset(("op_type", "module"))
 _INITIALIZER_KEYS = frozenset(("dims", "params"))
 
@@ -219,6 +221,8 @@ def _fits_schema(data: Any) -> bool:
         and _texts(module["parameters"])
         and _texts(aliases := module.get("aliases", []))
         and len(set(aliases)) == len(aliases)
+        and type(config := module.get("config", {})) is dict
+        and all(value is None or type(value) in (bool, int, float, str) for value in config.values())
         for module in modules
     ):
         return False
@@ -416,6 +420,7 @@ def apply_mapping(proto: Any, data: dict[str, Any], onnx_name: str, mapping_name
             torch_class_known=True,
             parameters=tuple(entry["parameters"]),
             aliases=tuple(entry.get("aliases", ())),
+            config=tuple(sorted(entry.get("config", {}).items())),
         )
         for entry in data["modules"]
     )

@@ -136,7 +136,7 @@ def test_version_1_mapping_is_still_read(tmp_path: Path) -> None:
     data = json.loads(files.mapping_file.read_text(encoding="utf-8"))
     data["version"] = 1
     for entry in data["modules"]:
-        del entry["aliases"]
+        del entry["aliases"], entry["config"]
     old = tmp_path / "v1.mapping.json"
     old.write_text(json.dumps(data), encoding="utf-8")
     out = tmp_path / "config.json"

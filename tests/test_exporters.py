@@ -75,12 +75,16 @@ def test_reference_case_with_each_exporter(case: Case, exporter: str) -> None:
         pytest.skip("analyzer.simple_config is not available yet")
     graph = exported(case, exporter)
     assert graph.producer.exporter == exporter
-    simple = load_simple_config(case.cfg_path()) if case.cfg is not None else None  # type: ignore[misc]
+    simple = (
+        load_simple_config(case.cfg_path(), case.types())  # type: ignore[misc]
+        if case.cfg is not None
+        else None
+    )
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            analyze(graph, simple)
+            analyze(graph, simple, layer_types=case.layer_types)
         return
-    _report, text = analyze(graph, simple)
+    _report, text = analyze(graph, simple, layer_types=case.layer_types)
     assert text == case.golden_text()
 
 

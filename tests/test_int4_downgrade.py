@@ -37,7 +37,9 @@ GROUPS = Int4Blocker(GROUPED, "groups = 2, INT4 packing does not support grouped
 
 def _run(case: Case, tmp_path: Path) -> tuple[Any, str]:
     out = tmp_path / "config.json"
-    report = create_quant_retrain_config(str(out), case.model(), case.inputs(), str(case.cfg_path()))
+    report = create_quant_retrain_config(
+        str(out), case.model(), case.inputs(), str(case.cfg_path()), layer_types=case.layer_types
+    )
     return report, out.read_text(encoding="utf-8")
 
 

@@ -89,10 +89,14 @@ def test_offline_config_is_the_library_config(
     out = tmp_path / "config.json"
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            create_quant_retrain_config_from_onnx(str(out), str(files.onnx_file), mapping, _cfg(case))
+            create_quant_retrain_config_from_onnx(
+                str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
+            )
         assert not out.exists()
         return
-    report = create_quant_retrain_config_from_onnx(str(out), str(files.onnx_file), mapping, _cfg(case))
+    report = create_quant_retrain_config_from_onnx(
+        str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
+    )
     assert out.read_text(encoding="utf-8") == case.golden_text(metadata_only=not with_mapping)
     assert report.config_file == str(out)
 
@@ -453,7 +457,12 @@ SCHEMA_EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "module-aliases-repeated": lambda d: d["modules"][0].update(aliases=["a", "a"]),
     "module-aliases-missing": lambda d: d["modules"][0].pop("aliases"),
     "version-1-with-aliases": lambda d: d.update(version=1),
-    "version-1": lambda d: [d.update(version=1), *(m.pop("aliases") for m in d["modules"])],
+    "version-1": lambda d: [
+        d.update(version=1),
+        *((m.pop("aliases"), m.pop("config")) for m in d["modules"]),
+    ],
+    "module-config-list": lambda d: d["modules"][0].update(config=[]),
+    "module-config-nested": lambda d: d["modules"][0].update(config={"a": [1]}),
     "modules-object": lambda d: d.update(modules={}),
     "node-empty-op": lambda d: _first(d, "nodes").update(op_type=""),
     "node-module-int": lambda d: _first(d, "nodes").update(module=3),
@@ -512,6 +521,7 @@ def test_mapping_records_modules_nodes_parameters_ties_and_producer(exports: Exp
         "torch_class": "Linear",
         "parameters": ["fc_a.weight", "fc_a.bias"],
         "aliases": [],
+        "config": {},
     }
     assert data["nodes"]["/fc_b/Gemm"] == {"op_type": "Gemm", "module": "fc_b"}
     assert data["initializers"]["fc_a.weight"] == {"dims": [16, 16], "params": ["fc_a.weight", "fc_b.weight"]}
