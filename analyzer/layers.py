@@ -200,7 +200,8 @@ def _rnn_weights(
         if position is None or position >= len(inputs) or not inputs[position]:
             return []
         found: list[str] = []
-        stack, seen = [inputs[position]], set()
+        stack: list[str] = [inputs[position]]
+        seen: set[NodeKey] = set()
         while stack and len(seen) < _MAX_RNN_WALK:
             tensor = stack.pop()
             source = producers.get(tensor)

@@ -73,7 +73,8 @@ class LayerRecord:
     Attributes:
         name: the module's name in `named_modules()` ("" for the root module).
         class_name: `type(module).__name__`.
-        layer_type: the quantizable type (`Linear`, `Conv2d`, `ConvTranspose2d`) when a candidate, else None.
+        layer_type: the quantizable type (`Linear`, `Conv2d`, ... a row of the layer-type table) when a
+            candidate in the selected mode, else None.
         op_types: the op type of each quantizable op the module made, in graph order.
         nodes: the ONNX node name of each of those ops.
         weight_shape: the dims of the first op's weight initializer, None when no op has one.

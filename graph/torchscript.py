@@ -142,7 +142,7 @@ def alias_scope_names(modules: Sequence[ModuleInfo]) -> dict[str, str]:
             spelled[name] = f"{prefix}.{component}" if prefix else component
         return spelled[name]
 
-    out = {}
+    out: dict[str, str] = {}
     for alias, name in canonical.items():
         text = spelling(alias)
         if text != name:

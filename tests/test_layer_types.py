@@ -23,6 +23,7 @@ from analyzer.api import analyze
 from analyzer.cli import main
 from analyzer.layertypes import ALL_TYPES, select_types
 from analyzer.report import Report
+from analyzer.resolve import QuantLayer, resolve_simple
 from analyzer.simple_config import parse_simple_config
 from graph.export import export_graph
 from tests.cases import CASES_BY_NAME, GOLDEN, MIX_SHAPES, MixAll
@@ -309,3 +310,12 @@ def test_cli_end_to_end_with_every_type(tmp_path: Path, capsys: pytest.CaptureFi
     assert "not-quantizable" in capsys.readouterr().out
     assert main(["generate", str(onnx_file), "-o", str(config), "--layer-types", "Conv2d,Conv4d"]) == 2
     assert "'Conv4d'" in capsys.readouterr().err
+
+
+def test_a_new_type_named_in_the_documented_mode_points_to_amct_latest() -> None:
+    layers = (QuantLayer("fc", "Linear"),)
+    simple = parse_simple_config('skip_layers: "conv1d"', "q.cfg")
+    with pytest.raises(ConfigError) as info:
+        resolve_simple(layers, simple, {}, {"conv1d": "Conv1d", "fc": "Linear"})
+    assert "'conv1d' is a Conv1d, not a quantizable layer type in this mode" in str(info.value)
+    assert "--layer-types amct-latest" in str(info.value)

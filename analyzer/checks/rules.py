@@ -38,9 +38,9 @@ def _candidates(index: GraphIndex) -> Iterator[Layer]:
 
 
 def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
-    """Quantizable ops made by a module that is not a Linear/Conv2d/ConvTranspose2d (a Conv1d, a functional
-    `F.linear` in a parent's forward, a subclass renamed like `NonDynamicallyQuantizableLinear`), or whose owner
-    cannot be established. AMCT decides by class name, so these never enter the config; the report lists them
+    """Quantizable ops made by a module that is not of a selected layer type (a Conv1d in the documented
+    mode, a functional `F.linear` in a parent's forward, a subclass renamed like
+    `NonDynamicallyQuantizableLinear`), or whose owner cannot be established. AMCT decides by class name, so these never enter the config; the report lists them
     so that no weight-carrying op goes unaccounted for."""
     for layer in index.layers:
         if layer.is_candidate:
