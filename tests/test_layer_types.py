@@ -26,7 +26,7 @@ from analyzer.report import Report
 from analyzer.resolve import QuantLayer, resolve_simple
 from analyzer.simple_config import parse_simple_config
 from graph.export import export_graph
-from tests.cases import CASES_BY_NAME, GOLDEN, MIX_SHAPES, MixAll
+from tests.cases import CASES_BY_NAME, GOLDEN, LATEST_CASES, MIX_SHAPES, Case, MixAll
 
 EXPORTERS = ("dynamo", "torchscript")
 LATEST = "amct-latest"
@@ -39,6 +39,18 @@ def _analyze(
     graph = export_graph(model.eval(), inputs, exporter=exporter)
     report, text = analyze(graph, kw.pop("simple", None), layer_types=kw.pop("layer_types", LATEST))
     return report, json.loads(text)
+
+
+CFG_CASES = tuple(case for case in LATEST_CASES if case.cfg is not None)
+
+
+@pytest.mark.parametrize("case", CFG_CASES, ids=[c.name for c in CFG_CASES])
+def test_reference_case_with_a_simple_config_through_the_library_call(case: Case, tmp_path: Path) -> None:
+    out = tmp_path / "config.json"
+    create_quant_retrain_config(
+        str(out), case.model(), case.inputs(), str(case.cfg_path()), layer_types=case.layer_types
+    )
+    assert out.read_text(encoding="utf-8") == case.golden_text()
 
 
 # ------------------------------------------------------------------------------------------- the argument
