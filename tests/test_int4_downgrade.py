@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analyzer import ConfigError, create_quant_retrain_config
+from analyzer.api import analyze
 from analyzer.emit import render
 from analyzer.layers import index_graph, layer_int4_blocker
 from analyzer.layertypes import GROUPED, ODD_CIN, Int4Blocker, int4_blocker
@@ -28,7 +29,9 @@ from analyzer.resolve import QuantLayer, resolve_simple
 from analyzer.simple_config import parse_simple_config
 from graph.build import build_graph
 from graph.export import export_graph
+from graph.ir import ExportedGraph, NodeRecord
 from tests.cases import CASES_BY_NAME, DOWNGRADE_CASES, Case
+from tests.graphs import make_graph, module, op
 
 W4 = "retrain_weight_quant_config: { arq_retrain: { dst_type: INT4 } }\n"
 ODD = Int4Blocker(ODD_CIN, "Cin = 3 is odd, INT4 packs two values along Cin")
@@ -243,3 +246,52 @@ def test_downgrade_never_leaves_an_unpackable_int4_weight(
             )
         else:
             assert written == asked.weight.dst_type  # a packable layer keeps what the config asked
+
+
+# (kind of layer, Cin, groups) -> a hand-made graph of that one layer, the way each exporter writes it
+@st.composite
+def one_layer_graph(draw: st.DrawFn) -> tuple[ExportedGraph, bool]:
+    cin = draw(st.integers(1, 33))
+    cout = draw(st.integers(1, 9))
+    kind = draw(
+        st.sampled_from(["conv", "convtranspose", "gemm", "gemm-transposed", "matmul", "matmul-folded"])
+    )
+    groups = 1
+    if kind in ("conv", "convtranspose"):
+        groups = draw(st.sampled_from([g for g in (1, 2, 3, 4) if cin % g == 0 and cout % g == 0]))
+    nodes: list[NodeRecord] = []
+    if kind == "conv":
+        nodes.append(op("Conv", ["x", "l.weight"], ["y"], "l", group=groups, kernel_shape=(1, 1)))
+        weight: tuple[int, ...] = (cout, cin // groups, 1, 1)
+    elif kind == "convtranspose":
+        nodes.append(op("ConvTranspose", ["x", "l.weight"], ["y"], "l", group=groups, kernel_shape=(1, 1)))
+        weight = (cin, cout // groups, 1, 1)
+    elif kind == "gemm":  # dynamo and TorchScript on a 2-D input: transB=1 on the (out, in) parameter
+        nodes.append(op("Gemm", ["x", "l.weight"], ["y"], "l", transB=1))
+        weight = (cout, cin)
+    elif kind == "gemm-transposed":  # a hand-made Gemm on an (in, out) weight
+        nodes.append(op("Gemm", ["x", "l.weight"], ["y"], "l", transB=0))
+        weight = (cin, cout)
+    elif kind == "matmul":  # dynamo on a 3-D input: Transpose of the (out, in) parameter, then MatMul
+        nodes.append(op("Transpose", ["l.weight"], ["wt"], "l", perm=(1, 0)))
+        nodes.append(op("MatMul", ["x", "wt"], ["y"], "l"))
+        weight = (cout, cin)
+    else:  # TorchScript with constant folding: the transposed copy is the initializer
+        nodes.append(op("MatMul", ["x", "l.weight"], ["y"], "l"))
+        weight = (cin, cout)
+    layer_type = {"conv": "Conv2d", "convtranspose": "ConvTranspose2d"}.get(kind, "Linear")
+    graph = make_graph(nodes, {"l.weight": weight}, [module("", "Net", None), module("l", layer_type)])
+    return graph, groups > 1 or cin % 2 == 1
+
+
+@PROPERTY
+@given(one_layer_graph(), st.sampled_from(["arq_retrain", "ulq_retrain"]))
+def test_no_config_asks_int4_of_a_layer_that_cannot_be_packed(
+    generated: tuple[ExportedGraph, bool], algo: str
+) -> None:
+    graph, unpackable = generated
+    simple = parse_simple_config(f"retrain_weight_quant_config: {{ {algo} {{ dst_type: INT4 }} }}", "w4.cfg")
+    report, text = analyze(graph, simple)
+    written = json.loads(text)["l"]["retrain_weight_config"]["dst_type"]
+    assert written == ("INT8" if unpackable else "INT4")
+    assert (report.record("l").int4_packing is not None) == unpackable

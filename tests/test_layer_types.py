@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,9 @@ class RnnVariants(nn.Module):
         super().__init__()
         self.two_layers = nn.LSTM(8, 8, num_layers=2)
         # the TorchScript exporter cannot export an LSTM with a projection at all
-        self.projected = nn.LSTM(8, 8, proj_size=4) if projected else nn.LSTM(8, 8, dropout=0.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns that dropout has no effect with num_layers=1
+            self.projected = nn.LSTM(8, 8, proj_size=4) if projected else nn.LSTM(8, 8, dropout=0.5)
         self.batch_first = nn.GRU(8, 8, batch_first=True)
         self.no_bias = nn.LSTM(8, 8, bias=False)
         self.with_state = nn.GRU(8, 8)
