@@ -295,3 +295,21 @@ def test_no_config_asks_int4_of_a_layer_that_cannot_be_packed(
     written = json.loads(text)["l"]["retrain_weight_config"]["dst_type"]
     assert written == ("INT8" if unpackable else "INT4")
     assert (report.record("l").int4_packing is not None) == unpackable
+
+
+@pytest.mark.parametrize("name", ["cfg_simple_default", "resnet18_hand"])
+def test_a8w4_on_the_section_5_models(name: str, tmp_path: Path) -> None:
+    """INT8 data / INT4 weights on the documented models: only the first conv (Cin = 3) is downgraded."""
+    case = CASES_BY_NAME[name]
+    cfg = tmp_path / "a8w4.cfg"
+    cfg.write_text("retrain_data_quant_config: { ulq_quantize: { dst_type: INT8 } }\n" + W4, encoding="utf-8")
+    out = tmp_path / "config.json"
+    report = create_quant_retrain_config(str(out), case.model(), case.inputs(), str(cfg))
+    weights = {
+        k: v["retrain_weight_config"]["dst_type"]
+        for k, v in json.loads(out.read_text(encoding="utf-8")).items()
+        if isinstance(v, dict)
+    }
+    assert {k for k, v in weights.items() if v == "INT8"} == {"conv1"}
+    assert len(weights) > 1 and all(v == "INT4" for k, v in weights.items() if k != "conv1")
+    assert _downgrades(report) == {"conv1": f"conv1: weight INT4 -> INT8: {ODD.why}"}
