@@ -13,6 +13,7 @@ import schemas
 from analyzer.errors import ConfigError, OutputError
 from analyzer.resolve import DataSetting, LayerSetting, ResolvedConfig, WeightSetting
 from graph import files
+from schemas import quick
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +87,13 @@ def schema_errors(obj: Any) -> list[str]:
     the same list as validating every layer: a big model has thousands of layers and a handful of distinct
     settings, and validating each layer would cost more than the rest of the analysis.
     """
-    validator = schemas.validator(schemas.CONFIG_SCHEMA)
     groups = _equal_layers(obj)
+    reduced = obj if groups is None else {k: v for k, v in obj.items() if k not in groups or groups[k]}
+    if quick.conforms(reduced, schemas.load_schema(schemas.CONFIG_SCHEMA)):
+        return []  # certainly valid (the usual case for a generated config): no need to load jsonschema
+    validator = schemas.validator(schemas.CONFIG_SCHEMA)
     if groups is None:
         return sorted(f"{error.json_path}: {error.message}" for error in validator.iter_errors(obj))
-    reduced = {key: value for key, value in obj.items() if key not in groups or groups[key]}
     out: list[str] = []
     for error in validator.iter_errors(reduced):
         path = error.json_path

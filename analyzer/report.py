@@ -193,6 +193,7 @@ class Report:
             "producer_name": p.producer_name,
             "producer_version": p.producer_version,
             "input_shapes": [list(shape) for shape in p.input_shapes],
+            "export_choice": p.export_choice,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -269,6 +270,8 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
     p = report.producer
     opset = f"opset {p.opset}" if p.opset is not None else "opset unknown"
     yield f"QuantScope {_version()}: {p.exporter} export, {opset}, inputs {_inputs_text(p.input_shapes)}"
+    if p.export_choice:
+        yield f"why {p.exporter}: {p.export_choice}"
     yield ""
     header = ("layer", "class", "ops", "weight", "decision", "code", "reason")
     rows = [

@@ -1,4 +1,4 @@
-"""The library call against a bare in-memory dynamo export of the same model, side by side."""
+"""Warm library calls against a bare in-memory export by the exporter the call used, side by side."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 import torch
 
 from analyzer import create_quant_retrain_config
+from benchmarks.first_call import bare_export_of
 from benchmarks.measure import paired, quiet_logs
-from benchmarks.models import export_cases, parameter_bytes
+from benchmarks.models import first_call_cases, parameter_bytes
 from graph.export import OPSET
 
 TARGET_RATIO = 1.10
@@ -26,24 +27,23 @@ def run(repeats: int, quick: bool) -> dict[str, Any]:
     quiet_logs()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
-        for case in export_cases(quick):
+        for case in first_call_cases(quick):
             torch.manual_seed(0)
             model = case.build().eval()
             args = case.inputs()
-            # the warm-up pair, whose results give the table's node and layer counts
-            nodes = len(bare_export(model, args).model.graph)
+            # the warm-up call, whose report gives the exporter it used and the layer count
             report = create_quant_retrain_config(config, model, args)
+            exporter = report.producer.exporter
             result = paired(
-                lambda model=model, args=args: bare_export(model, args),
+                lambda model=model, args=args, exporter=exporter: bare_export_of(model, args, exporter),
                 lambda model=model, args=args: create_quant_retrain_config(config, model, args),
                 repeats,
-                warmup=0,
             )
             rows.append(
                 {
                     "model": case.name,
                     "parameters_m": round(parameter_bytes(model) / 4e6, 1),
-                    "onnx_nodes": nodes,
+                    "exporter": exporter,
                     "layers_quantized": len(report.quantized),
                     "bare_export_s": result.baseline,
                     "library_call_s": result.subject,
@@ -55,5 +55,6 @@ def run(repeats: int, quick: bool) -> dict[str, Any]:
                     "library_call_runs_s": result.subject_runs,
                 }
             )
+            print(f"  warm {case.name} ({exporter}): CPU ratio {result.cpu_ratio:.3f}", flush=True)
             del model
     return {"repeats": repeats, "target_ratio": TARGET_RATIO, "rows": rows}

@@ -121,14 +121,19 @@ def current_rss_bytes() -> int:
 
 def run_child(task: str, args: Sequence[str], timeout: float = 900.0) -> dict[str, Any]:
     """Run `python -m benchmarks.child <task> <args>` in a fresh process; return the JSON it prints last."""
-    command = [sys.executable, "-m", "benchmarks.child", task, *args]
+    return run_python_child("benchmarks.child", [task, *args], timeout)
+
+
+def run_python_child(module: str, args: Sequence[str], timeout: float = 900.0) -> dict[str, Any]:
+    """Run `python -m <module> <args>` in a fresh process; return the JSON it prints last."""
+    command = [sys.executable, "-m", module, *args]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark child {task} {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"benchmark child {module} {' '.join(args)} failed:\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

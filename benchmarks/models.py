@@ -71,6 +71,93 @@ class ResNet50(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+# ---------------------------------------------------------------------------------------------- MobileNetV2
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision's mobilenet_v2 layout: 52 convs (17 depthwise), one classifier Linear, 3.5 M parameters."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2))
+        layers: list[nn.Module] = [
+            nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6(inplace=True))
+        ]
+        cin = 32
+        for expand, cout, repeats, stride in (*settings, (6, 320, 1, 1)):
+            for i in range(repeats):
+                layers.append(InvertedResidual(cin, cout, stride if i == 0 else 1, expand))
+                cin = cout
+        layers.append(
+            nn.Sequential(nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6(inplace=True))
+        )
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
+# ---------------------------------------------------------------------------------------------- U-Net
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """A segmentation U-Net (4 levels, 32 base channels, 7.8 M parameters): the real forward pass of a large
+    image costs tens of GFLOPs, which is what the TorchScript exporter runs."""
+
+    def __init__(self, base: int = 32, classes: int = 2) -> None:
+        super().__init__()
+        widths = [base * 2**i for i in range(5)]
+        self.inc = DoubleConv(3, widths[0])
+        self.downs = nn.ModuleList(DoubleConv(widths[i], widths[i + 1]) for i in range(4))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(4))
+        self.up_convs = nn.ModuleList(DoubleConv(2 * widths[i], widths[i]) for i in range(4))
+        self.outc = nn.Conv2d(widths[0], classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(F.max_pool2d(skips[-1], 2)))
+        x = skips.pop()
+        for i in range(3, -1, -1):
+            x = self.up_convs[i](torch.cat([skips.pop(), self.ups[i](x)], dim=1))
+        return self.outc(x)
+
+
 # ---------------------------------------------------------------------------------------------- BERT-base
 
 
@@ -196,6 +283,8 @@ LLAMA_SHAPES = {
     "1B": LlamaShape("1B", layers=22, hidden=2048, heads=32, kv_heads=4, intermediate=5632),
     "7B": LlamaShape("7B", layers=32, hidden=4096, heads=32, kv_heads=32, intermediate=11008),
     "70B": LlamaShape("70B", layers=80, hidden=8192, heads=64, kv_heads=8, intermediate=28672),
+    # a small decoder (the size of a test or draft model)
+    "small": LlamaShape("small", layers=4, hidden=512, heads=8, kv_heads=4, intermediate=1408),
 }
 
 
@@ -292,12 +381,15 @@ class LlamaModel(nn.Module):
 
 
 class LlamaForCausalLM(nn.Module):
-    """The module tree of transformers' `LlamaForCausalLM` (`model.layers.N.self_attn.q_proj`, `lm_head`, ...)."""
+    """The module tree of transformers' `LlamaForCausalLM` (`model.layers.N.self_attn.q_proj`, `lm_head`, ...);
+    with `tie`, the output projection shares the embedding's weight (`tie_word_embeddings`)."""
 
-    def __init__(self, shape: LlamaShape) -> None:
+    def __init__(self, shape: LlamaShape, tie: bool = False) -> None:
         super().__init__()
         self.model = LlamaModel(shape)
         self.lm_head = nn.Linear(shape.hidden, shape.vocab, bias=False)
+        if tie:
+            self.lm_head.weight = self.model.embed_tokens.weight
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lm_head(self.model(ids))
@@ -336,12 +428,53 @@ def export_cases(quick: bool = False) -> tuple[ModelCase, ...]:
     )
 
 
-def llama(shape: LlamaShape) -> LlamaForCausalLM:
-    return LlamaForCausalLM(shape)
+def llama(shape: LlamaShape, tie: bool = False) -> LlamaForCausalLM:
+    return LlamaForCausalLM(shape, tie)
 
 
 def llama_inputs(shape: LlamaShape, length: int = 16) -> tuple[torch.Tensor, ...]:
     return (torch.randint(0, shape.vocab, (1, length)),)
+
+
+def _image(size: int) -> Callable[[], tuple[torch.Tensor, ...]]:
+    return lambda: (torch.randn(1, 3, size, size),)
+
+
+def first_call_cases(quick: bool = False) -> tuple[ModelCase, ...]:
+    """The models of the first-call benchmark: CNNs, encoders and decoders of the sizes users run."""
+    from analyzer.example import example_model
+
+    small = LLAMA_SHAPES["small"]
+    cases = (
+        ModelCase("resnet18", lambda: example_model()[0], _image(224)),
+        ModelCase("mobilenet-v2", MobileNetV2, _image(224)),
+        ModelCase(
+            "bert-2x128",
+            lambda: BertBase(layers=2, hidden=128, heads=2, intermediate=512),
+            _tokens(128, 30522),
+        ),
+        ModelCase("llama-small-tied", lambda: llama(small, tie=True), lambda: llama_inputs(small, 32)),
+        ModelCase("llama-small", lambda: llama(small), lambda: llama_inputs(small, 32)),
+    )
+    if quick:
+        return cases[:3]
+    return (
+        *cases,
+        ModelCase("resnet50", ResNet50, _image(224)),
+        ModelCase("bert-base", BertBase, _tokens(128, 30522)),
+        ModelCase("vit-b16", ViTBase, _image(224)),
+    )
+
+
+def large_input_cases() -> tuple[ModelCase, ...]:
+    """Models whose real forward pass is expensive: large images, a materialized 1B-parameter decoder."""
+    one_b = LLAMA_SHAPES["1B"]
+    return (
+        ModelCase("unet-512", UNet, _image(512)),
+        ModelCase("unet-1024", UNet, _image(1024)),
+        ModelCase("resnet50-1024", ResNet50, _image(1024)),
+        ModelCase("llama-1b", lambda: llama(one_b), lambda: llama_inputs(one_b)),
+    )
 
 
 def parameter_bytes(model: nn.Module) -> int:

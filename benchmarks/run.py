@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SECTION_NAMES = ("library", "offline", "huge", "memory")
+SECTION_NAMES = ("first", "library", "offline", "huge", "memory")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from benchmarks import huge, library, memory, offline, report
+    from benchmarks import first_call, huge, library, memory, offline, report
     from benchmarks.measure import load_average
 
     warnings.filterwarnings(
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (2 if args.quick else 7)
     chosen = args.only or list(SECTION_NAMES)
     runners = {
+        "first": lambda: first_call.run(
+            3 if args.repeats is None and not args.quick else repeats, args.quick
+        ),
         "library": lambda: library.run(repeats, args.quick),
         "offline": lambda: offline.run(repeats, args.quick),
         "huge": lambda: huge.run(args.quick),

@@ -4,24 +4,33 @@ With `graph.torchscript`, the only modules of `graph/` that import torch (lazily
 the offline path runs without it. The dynamo exporter is used with `optimize=False` (the optimizer fuses BatchNorm into Conv
 and merges initializers, which would change the owners and the sharing the checks read) at opset 18;
 the in-memory IR it returns references the model's tensors, so no weight is ever copied or written.
+
+Which exporter the library call tries first (`exporter_plan`): the TorchScript exporter, which costs a
+traced forward pass and no fixed setup, unless the model lives on the meta device, its weights are large
+(the TorchScript exporter's shape inference copies them) or its example inputs are so large that the real
+forward pass would cost more than dynamo's trace with fake tensors (which imports onnxscript, builds an
+operator registry, reused within the process, and decomposes the whole program: about 2 s more on a
+ResNet-18). The other exporter is the fallback; both give the same config. Every export holds the
+process-wide lock of `graph.exporting`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import functools
+import inspect
 import logging
 import os
 import re
 import shutil
 import stat
 import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graph.exporting import EXPORT_LOCK, exclusive_export
 from graph.ir import AttrValue, ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
 from graph.mapping import default_mapping_path
 from graph.proto import node_keys
@@ -63,8 +72,6 @@ KNOWN_TORCH_CLASSES = (
 # constructor facts of the RNN modules that the graph does not show (dropout) or not always (num_layers,
 # bidirectional, proj_size): recorded in the module table and the mapping file (SPEC section 9 rule 5)
 RNN_FACTS = ("num_layers", "bidirectional", "dropout", "proj_size", "input_size", "hidden_size")
-
-_NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
 
 
 class ExportError(RuntimeError):
@@ -134,25 +141,6 @@ def tied_parameters(model: torch.nn.Module) -> tuple[tuple[str, ...], ...]:
     for name, param in model.named_parameters(remove_duplicate=False):
         groups.setdefault(id(param), []).append(name)
     return tuple(sorted(tuple(sorted(names)) for names in groups.values() if len(names) > 1))
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence the exporters' warnings, progress prints and logs for the duration of an export."""
-    saved = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
-    try:
-        for name in _NOISY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
 
 
 @contextlib.contextmanager
@@ -235,12 +223,42 @@ def _input_shapes(args: Sequence[Any]) -> tuple[tuple[int | None, ...], ...]:
     return tuple(tuple(int(d) for d in arg.shape) for arg in args if hasattr(arg, "shape"))
 
 
+@functools.cache
+def torchlib_registry() -> Any | None:
+    """The dynamo exporter's ONNX operator registry, built once per process; None where this torch does not let
+    a registry be passed in (then every export builds its own, as `torch.onnx.export` always does).
+
+    `torch.onnx.export(dynamo=True)` rebuilds this registry from torchlib on every call (0.65-1.0 s); the
+    registry is only read during an export, so the library call builds it once and passes it on.
+    """
+    try:
+        from torch.onnx._internal.exporter import _core, _registration
+    except ImportError:
+        return None
+    if "registry" not in inspect.signature(_core.export).parameters:
+        return None
+    return _registration.ONNXRegistry.from_torchlib(opset_version=OPSET)
+
+
 def export_dynamo_ir(model: torch.nn.Module, args: tuple[Any, ...]) -> Any:
-    """Run the dynamo exporter in memory; return the `ONNXProgram`."""
+    """Run the dynamo exporter in memory; return the `ONNXProgram`.
+
+    Exports whose inputs are all tensors go to torch's exporter core with the registry of `torchlib_registry`
+    (what `torch.onnx.export` does, less rebuilding the registry); anything else through `torch.onnx.export`.
+    """
     import torch
 
-    with quiet():
-        return torch.onnx.export(model, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False)
+    with exclusive_export():
+        registry = torchlib_registry() if all(isinstance(arg, torch.Tensor) for arg in args) else None
+        if registry is None:
+            return torch.onnx.export(
+                model, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False
+            )
+        from torch.onnx._internal.exporter import _core
+
+        return _core.export(
+            model, args, registry=registry, optimize=False, opset_version=OPSET, verbose=False
+        )
 
 
 def _dynamo_producer(args: tuple[Any, ...]) -> Producer:
@@ -271,14 +289,71 @@ def _torchscript(
     return export_torchscript(model, args, modules, _input_shapes(args))
 
 
+# Above this many elements in its tensor inputs, a model goes to the dynamo exporter first: the TorchScript
+# exporter runs the real forward pass, whose cost grows with the input, while dynamo traces with fake
+# tensors at a cost that does not (benchmarks/first_call.py measures both sides of this line)
+TORCHSCRIPT_MAX_INPUT_ELEMENTS = 1 << 20
+# From this many bytes of parameters and buffers on, too: the TorchScript exporter's ONNX shape inference holds a
+# copy of the weights (BERT-base: 82 % of its 438 MB at the peak, as AMCT's own export does) and its cost grows
+# with them (a materialized 1.1 B-parameter Llama: 66 s of CPU against dynamo's 14 s), while dynamo copies
+# nothing and costs a few seconds more on a first call (BERT-base: 6.6 s against TorchScript's 4-6 s)
+TORCHSCRIPT_MAX_WEIGHT_BYTES = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """The exporters to try, in order, and why the first one comes first."""
+
+    order: tuple[str, ...]
+    reason: str
+
+
+def exporter_plan(model: torch.nn.Module, args: tuple[Any, ...], exporter: str | None = None) -> ExportPlan:
+    """Which exporter the library call tries first for this model and these inputs, and why.
+
+    The TorchScript exporter is the fast one on a first call (no registry to build, no decompositions), and
+    both give the same config; dynamo comes first only where TorchScript would be slower or cannot run.
+    """
+    if exporter is not None:
+        return ExportPlan((exporter,), f"the {exporter} exporter was asked for")
+    if is_all_meta(model):
+        return ExportPlan(
+            ("dynamo", "torchscript"),
+            "every parameter is on the meta device: dynamo traces shapes, the TorchScript exporter runs the forward pass",
+        )
+    weight_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if weight_bytes >= TORCHSCRIPT_MAX_WEIGHT_BYTES:
+        return ExportPlan(
+            ("dynamo", "torchscript"),
+            f"the weights take {weight_bytes / 1024**2:.0f} MiB (>= {TORCHSCRIPT_MAX_WEIGHT_BYTES // 1024**2} MiB): "
+            "the TorchScript exporter's shape inference would copy them, dynamo copies nothing",
+        )
+    elements = sum(arg.numel() for arg in args if hasattr(arg, "numel"))
+    if elements > TORCHSCRIPT_MAX_INPUT_ELEMENTS:
+        return ExportPlan(
+            ("dynamo", "torchscript"),
+            f"the inputs hold {elements} elements (> {TORCHSCRIPT_MAX_INPUT_ELEMENTS}): the TorchScript exporter's "
+            "real forward pass would cost more than dynamo's trace",
+        )
+    return ExportPlan(
+        ("torchscript", "dynamo"),
+        f"the inputs hold {elements} elements (<= {TORCHSCRIPT_MAX_INPUT_ELEMENTS}) and the weights "
+        f"{weight_bytes / 1024**2:.0f} MiB: the TorchScript exporter's traced forward pass is the fastest export",
+    )
+
+
 def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None = None) -> ExportedGraph:
     """Export `model` in memory and return the graph the analysis reads.
+
+    Exports are serialized by the process-wide `graph.exporting.EXPORT_LOCK` (torch's exporters are not
+    thread-safe); the returned graph's producer says which exporter ran and why (`Producer.export_choice`).
 
     Args:
         model: the model; it is left exactly as it was (training flags restored, nothing attached).
         input_data: a tuple of example inputs, or a single tensor. When every parameter and buffer of
             the model is on the meta device, tensor inputs are moved to meta (CPU inputs are accepted).
-        exporter: "dynamo" or "torchscript" to force one; None tries dynamo, then TorchScript.
+        exporter: "dynamo" or "torchscript" to force one; None follows `exporter_plan`, falling back to the
+            other exporter when the first fails.
 
     Raises:
         ValueError: `exporter` is not one of `EXPORTERS`.
@@ -289,10 +364,11 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
     model = unwrap(model)
     args = _model_args(model, input_data)
     modules = module_table(model)
-    chosen = EXPORTERS if exporter is None else (exporter,)
+    plan = exporter_plan(model, args, exporter)
     errors: list[tuple[str, BaseException]] = []
-    with eval_mode(model):
-        for name in chosen:
+    # one export at a time; afterwards the training flags are the model's own again
+    with EXPORT_LOCK, eval_mode(model):
+        for name in plan.order:
             try:
                 graph = (
                     _dynamo(model, args, modules) if name == "dynamo" else _torchscript(model, args, modules)
@@ -301,8 +377,13 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
                 logger.debug("%s exporter failed: %s", name, err)
                 errors.append((name, err))
                 continue
+            choice = plan.reason
             if errors:
-                logger.info("dynamo exporter failed (%s); used the TorchScript exporter", errors[0][1])
+                choice = "; ".join(
+                    f"the {other} exporter failed ({summarize_error(e)})" for other, e in errors
+                )
+                logger.info("%s; used the %s exporter", choice, name)
+            graph = replace(graph, producer=replace(graph.producer, export_choice=choice))
             return with_model_facts(graph, model)
     raise _failure(errors)
 
@@ -418,7 +499,7 @@ def export_onnx(
     model = unwrap(model)
     args = _model_args(model, input_data)
     modules = module_table(model)
-    with eval_mode(model):
+    with EXPORT_LOCK, eval_mode(model):
         try:
             ir_model, graph = _export_for_file(model, args, modules, exporter)
         except Exception as err:  # the exporters raise anything
@@ -505,7 +586,7 @@ def write_model(ir_model: Any, onnx_path: Path, data_name: str) -> None:
         )
     )
     try:
-        with quiet():
+        with exclusive_export():
             if _point_meta_weights_at(ir_model, data_name, folder):
                 ir.save(ir_model, folder / onnx_path.name)  # no data to write: the data file is not created
             else:

@@ -79,6 +79,9 @@ class Producer:
     producer_name: str = ""
     producer_version: str = ""
     input_shapes: tuple[tuple[int | None, ...], ...] = ()
+    # which exporter ran and why (the first choice's reason, or why the exporters before it failed); empty
+    # for a graph read from a file
+    export_choice: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from graph.exporting import exclusive_export
 from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord, alias_owners
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
 
@@ -382,9 +383,7 @@ def export_torchscript(
     input_shapes: tuple[tuple[int | None, ...], ...],
 ) -> ExportedGraph:
     """Export with the TorchScript exporter in memory (no weight copied) and recover each node's module."""
-    from graph.export import quiet
-
-    with quiet():
+    with exclusive_export():
         proto = export_torchscript_proto(model, args, fold=False)
     state = _state_names(model)
     named = {tensor.name for tensor in proto.graph.input if tensor.name in state}
@@ -401,9 +400,7 @@ def export_torchscript_file_graph(
 ) -> tuple[Any, ExportedGraph]:
     """Export the usual way (constant folding, weights included) for a file: the `ModelProto` to save and
     its records, with initializers matched to parameters (`initializer_params`)."""
-    from graph.export import quiet
-
-    with quiet():
+    with exclusive_export():
         proto = export_torchscript_proto(model, args, fold=True)
     params = initializer_params(proto, model)
     return proto, graph_from_torchscript(proto, modules, _producer(proto, input_shapes), params)

@@ -28,8 +28,8 @@ from analyzer.report import (
     LayerRecord,
     strip_ansi,
 )
-from graph.export import OPSET
 from graph.ir import Producer
+from graph.torchscript import OPSET as TORCHSCRIPT_OPSET
 from tests.cases import CASES_BY_NAME, DEFAULT_CASES, Case
 from tests.graphs import conv, gemm, make_graph, module
 
@@ -226,8 +226,11 @@ def test_summary_counts_the_records(case: Case, outcomes: _Outcomes) -> None:
 def test_provenance_names_the_export(case: Case, outcomes: _Outcomes) -> None:
     report, _config = outcomes.report(case)
     provenance = report.to_dict()["provenance"]
-    assert provenance["exporter"] == "dynamo"
-    assert provenance["opset"] == OPSET
+    assert provenance["exporter"] == "torchscript"  # small models and inputs: the TorchScript exporter first
+    assert provenance["opset"] == TORCHSCRIPT_OPSET
+    assert (
+        "the TorchScript exporter's traced forward pass is the fastest export" in provenance["export_choice"]
+    )
     assert provenance["torch_version"] == str(torch.__version__)
     assert provenance["input_shapes"] == [list(shape) for shape in case.shapes]
 

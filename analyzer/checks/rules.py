@@ -193,8 +193,11 @@ def padding_mode(index: GraphIndex) -> Iterator[Finding]:
                 mode = graph.nodes[pads[0]][keys.ATTRS].get("mode") or "constant"
                 reason = f"{layer.name}: Pad mode {mode!r} before {op.op_type} (padding_mode must be 'zeros')"
             else:
-                kinds = ", ".join(sorted({graph.nodes[n][keys.OP_TYPE] for n in before}))
-                reason = f"{layer.name}: {kinds} before {op.op_type} inside the module (padding_mode must be 'zeros')"
+                found = {graph.nodes[n][keys.OP_TYPE] for n in before}
+                kinds = ", ".join(sorted(found))
+                # the TorchScript exporter writes circular padding as slices of the input concatenated around it
+                wrap = ": circular padding, as Pad mode 'wrap'" if found == {"Concat", "Slice"} else ""
+                reason = f"{layer.name}: {kinds} before {op.op_type} inside the module{wrap} (padding_mode must be 'zeros')"
             yield PADDING_MODE.finding(
                 layer.name, reason, tuple(graph.nodes[n][keys.ONNX_NAME] for n in before)
             )
