@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +18,24 @@ from analyzer.emit import render, write_atomic
 from analyzer.errors import (
     AnalysisError,
     ArgumentTypeError,
+    ConfigError,
     ExportFailedError,
     InputFileError,
     NoQuantizableLayerError,
     QuantScopeError,
 )
-from analyzer.layers import GraphIndex, index_graph
-from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
-from analyzer.resolve import QuantLayer, resolve
+from analyzer.layers import GraphIndex, index_graph, layer_int4_blocker
+from analyzer.layertypes import DOCUMENTED, INT4_PACK_KINDS, SUPPORTED_TYPES, select_types
+from analyzer.report import (
+    CONFIG_NOTE_CODE,
+    DOWNGRADE_CHECK,
+    DOWNGRADE_CODE,
+    QUANTIZE,
+    Report,
+    build_report,
+    excluding_findings,
+)
+from analyzer.resolve import LayerSetting, QuantLayer, resolve
 from graph.build import build_graph, paused_gc
 from graph.ir import ExportedGraph
 
@@ -47,28 +57,49 @@ def _check_path(value: Any, argument: str, optional: bool = False) -> None:
         raise ArgumentTypeError(f"{argument} must be {expected} of a text path, got a bytes path")
 
 
-def _load_simple(config_defination: PathArg | None) -> SimpleConfig | None:
+def _load_simple(
+    config_defination: PathArg | None, types: tuple[str, ...] = SUPPORTED_TYPES
+) -> SimpleConfig | None:
     if config_defination is None:
         return None
     from analyzer.simple_config import load_simple_config
 
-    return load_simple_config(config_defination)
+    return load_simple_config(config_defination, types)
+
+
+def layer_types_of(layer_types: Any) -> tuple[str, ...]:
+    """The candidate types a `layer_types` argument selects (SPEC section 9).
+
+    Raises:
+        TypeError: not a string nor a collection of strings.
+        ValueError: an unknown mode or type name; the message names it and the allowed ones.
+    """
+    try:
+        return select_types(layer_types)
+    except TypeError as err:
+        raise ArgumentTypeError(str(err)) from None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def analyze(
-    exported: ExportedGraph, simple: SimpleConfig | None = None, config_file: str | None = None
+    exported: ExportedGraph,
+    simple: SimpleConfig | None = None,
+    config_file: str | None = None,
+    layer_types: Any = DOCUMENTED,
 ) -> tuple[Report, str]:
     """Run the checks and the resolution on an exported graph; return the report and the config JSON text.
 
     Raises:
         NoQuantizableLayerError: no layer passes the checks, or every layer is disabled.
-        ConfigError: the simple config does not fit the model.
+        ConfigError: the simple config does not fit the model, or `layer_types` is unknown.
     """
-    index = index_graph(build_graph(exported))
+    types = layer_types_of(layer_types)
+    index = index_graph(build_graph(exported), types)
     findings = run_checks(index)
     excluded = excluding_findings(findings)
     quantizable = [
-        QuantLayer(layer.name, layer.layer_type)
+        QuantLayer(layer.name, layer.layer_type, layer_int4_blocker(layer))
         for layer in index.layers
         if layer.layer_type is not None and layer.name not in excluded
     ]
@@ -77,14 +108,43 @@ def analyze(
         raise NoQuantizableLayerError(_nothing_to_quantize(index, excluded), report=report)
     reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
     module_classes = {name: info.class_name for name, info in index.modules.items()}
-    resolved = resolve(quantizable, simple, reasons_by_layer, module_classes)  # raises when all are disabled
+    resolved = resolve(
+        quantizable, simple, reasons_by_layer, module_classes, types
+    )  # raises when all are disabled
     text = render(resolved)
     config_notes = tuple(
-        Finding("QS301", "config-note", Severity.INFO, layer or None, note) for layer, note in resolved.notes
+        Finding(CONFIG_NOTE_CODE, "config-note", Severity.INFO, layer or None, note)
+        for layer, note in resolved.notes
     )
-    report = build_report(index, findings, {s.name: s for s in resolved.layers}, config_notes, config_file)
+    downgrades = tuple(
+        Finding(DOWNGRADE_CODE, DOWNGRADE_CHECK, Severity.INFO, setting.name, setting.downgrade_reason)
+        for setting in resolved.layers
+        if setting.downgrade_reason is not None
+    )
+    settings = {s.name: s for s in resolved.layers}
+    report = build_report(index, findings, settings, config_notes + downgrades, config_file)
     _log(report)
+    _log_downgrades(resolved.layers)
     return report, text
+
+
+def _log_downgrades(settings: Sequence[LayerSetting]) -> None:
+    """One WARNING per kind of INT4 -> INT8 downgrade (odd Cin, grouped conv), naming the layers."""
+    most = 5
+    for kind in INT4_PACK_KINDS:
+        hit = [s for s in settings if s.downgraded is not None and s.downgraded.kind == kind]
+        if not hit:
+            continue
+        names = [s.name for s in hit]
+        shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+        logger.warning(
+            "%s (%s) on %d layer(s): %s (e.g. %s)",
+            DOWNGRADE_CHECK,
+            kind,
+            len(names),
+            shown,
+            hit[0].downgrade_reason,
+        )
 
 
 def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]]) -> str:
@@ -94,7 +154,9 @@ def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]
         return f"no layer can be quantized ({reasons})"
     seen = [f"{layer.name or '<root>'} ({layer.class_name})" for layer in index.layers]
     detail = f"; seen: {', '.join(seen[:10])}" + (f" and {len(seen) - 10} more" if len(seen) > 10 else "")
-    return f"no layer can be quantized (no Linear, Conv2d or ConvTranspose2d module{detail if seen else ''})"
+    kinds = index.selected
+    wanted = f"{', '.join(kinds[:-1])} or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+    return f"no layer can be quantized (no {wanted} module{detail if seen else ''})"
 
 
 def _log(report: Report) -> None:
@@ -105,6 +167,8 @@ def _log(report: Report) -> None:
     reasons: dict[str, str] = {}
     for record in report.layers:
         for advisory in record.advisories:
+            if advisory.code == DOWNGRADE_CODE:
+                continue  # logged per kind by _log_downgrades
             if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
                 continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")
@@ -128,6 +192,8 @@ def create_quant_retrain_config(
     model: Any,
     input_data: Any,
     config_defination: PathArg | None = None,
+    *,
+    layer_types: Any = DOCUMENTED,
 ) -> Report:
     """Analyse `model` and write its QAT configuration, as AMCT's call of the same name does.
 
@@ -136,6 +202,9 @@ def create_quant_retrain_config(
         model: the `torch.nn.Module` (a DataParallel/DistributedDataParallel wrapper is unwrapped); not modified.
         input_data: a tuple of example inputs, or a single tensor; shapes matter, values do not.
         config_defination: optional simple config (`quant.cfg`, protobuf text format).
+        layer_types: the candidate types: "documented" (Linear, Conv2d, ConvTranspose2d; the default),
+            "amct-latest" (also Conv1d, Conv3d, ConvTranspose1d, LSTM, GRU, as AMCT 2be20daf), or a
+            collection of those class names.
 
     Returns:
         The analysis report (AMCT returns None; scripts written for it ignore the value).
@@ -143,7 +212,8 @@ def create_quant_retrain_config(
     Raises:
         TypeError: an argument has the wrong type.
         RuntimeError: the model cannot be exported to ONNX (the exporter's error is chained).
-        ValueError: the simple config is invalid, or no layer can be quantized (no file is written).
+        ValueError: the simple config or `layer_types` is invalid, or no layer can be quantized (no file is
+            written).
     """
     import torch
 
@@ -155,16 +225,17 @@ def create_quant_retrain_config(
             f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}"
         )
     _check_path(config_defination, "config_defination", optional=True)
+    types = layer_types_of(layer_types)
 
     from graph.export import ExportError, export_graph
 
-    simple = _load_simple(config_defination)
+    simple = _load_simple(config_defination, types)
     try:
         exported = export_graph(model, input_data)
     except ExportError as err:
         raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
     try:
-        report, text = analyze(exported, simple)
+        report, text = analyze(exported, simple, layer_types=types)
     except QuantScopeError:
         raise
     except Exception as err:
@@ -185,6 +256,8 @@ def create_quant_retrain_config_from_onnx(
     onnx_file: PathArg,
     mapping_file: PathArg | None = None,
     config_defination: PathArg | None = None,
+    *,
+    layer_types: Any = DOCUMENTED,
 ) -> Report:
     """Analyse an ONNX file exported earlier (plus its module mapping) and write the QAT configuration.
 
@@ -197,7 +270,7 @@ def create_quant_retrain_config_from_onnx(
             the simple config is invalid, or no layer can be quantized.
     """
     _check_path(config_file, "config_file")
-    report, text = analyze_onnx(onnx_file, mapping_file, config_defination)
+    report, text = analyze_onnx(onnx_file, mapping_file, config_defination, layer_types=layer_types)
     return _write(config_file, report, text)
 
 
@@ -205,6 +278,8 @@ def analyze_onnx(
     onnx_file: PathArg,
     mapping_file: PathArg | None = None,
     config_defination: PathArg | None = None,
+    *,
+    layer_types: Any = DOCUMENTED,
 ) -> tuple[Report, str]:
     """The offline analysis without writing anything: the report and the config JSON text.
 
@@ -216,11 +291,12 @@ def analyze_onnx(
     from graph.errors import GraphFileError
     from graph.load import load_graph
 
-    simple = _load_simple(config_defination)
+    types = layer_types_of(layer_types)
+    simple = _load_simple(config_defination, types)
     try:
         with paused_gc():  # the records and the graph are built, not freed: collections would find nothing
             exported = load_graph(onnx_file, mapping_file)
-            return analyze(exported, simple)
+            return analyze(exported, simple, layer_types=types)
     except GraphFileError as err:  # unreadable or truncated file, mapping that does not match, mapping needed
         raise InputFileError(str(err)) from err
     except QuantScopeError:

@@ -50,6 +50,32 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _layer_types(text: str) -> str | tuple[str, ...]:
+    """`documented`, `amct-latest`, or comma-separated class names (`Conv2d,Conv3d`)."""
+    from analyzer.layertypes import MODES, select_types
+
+    value: str | tuple[str, ...] = (
+        text if text in MODES else tuple(p.strip() for p in text.split(",") if p.strip())
+    )
+    try:
+        select_types(value)
+    except (TypeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return value
+
+
+def _layer_types_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layer-types",
+        type=_layer_types,
+        default="documented",
+        metavar="TYPES",
+        help="the layer types to quantize: documented (Linear, Conv2d, ConvTranspose2d; the default), "
+        "amct-latest (also Conv1d, Conv3d, ConvTranspose1d, LSTM, GRU, as AMCT 2be20daf), or a comma-separated "
+        "list of those class names",
+    )
+
+
 def _common() -> argparse.ArgumentParser:
     """-v/-q, accepted after the command too (defaults suppressed so they do not reset the global ones)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -161,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "as create_quant_retrain_config_from_onnx does.",
     )
     _model_options(generate)
+    _layer_types_option(generate)
     generate.add_argument(
         "-o", "--output", required=True, metavar="config.json", help="the config file to write"
     )
@@ -173,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decision and the reason. Nothing is written unless -o or --annotate is given.",
     )
     _model_options(explain)
+    _layer_types_option(explain)
     explain.add_argument(
         "--format", choices=("text", "json"), default="text", help="report format (default: text)"
     )
@@ -199,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--mapping", metavar="m.json", help="its mapping file (default: beside the ONNX file)"
     )
+    _layer_types_option(validate)
     return parser
 
 
@@ -426,7 +455,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
     report = create_quant_retrain_config_from_onnx(
-        args.output, onnx_file, _mapping(onnx_file, args.mapping), simple
+        args.output, onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
     )
     _say(args, f"wrote {report.config_file}: {report.summary_line()}")
     return EXIT_OK
@@ -439,7 +468,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
     status = EXIT_OK
     try:
-        report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), simple)
+        report, _text = analyze_onnx(
+            onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
+        )
     except NoQuantizableLayerError as err:
         if err.report is None:
             raise
@@ -486,7 +517,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         from analyzer.api import analyze_onnx
 
         onnx_file = _input_file(args.onnx, "the ONNX model")
-        report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping))
+        report, _text = analyze_onnx(
+            onnx_file, _mapping(onnx_file, args.mapping), layer_types=args.layer_types
+        )
     problems = validate_config(text, report, model=args.onnx or "the model")
     for problem in problems:
         print(f"{args.config}: {problem}")

@@ -15,11 +15,15 @@ from typing import Any
 import networkx as nx
 
 from analyzer.layertypes import (
-    LAYER_TYPES,
+    LAYER_TYPE_TABLE,
     OP_FACTS,
     QUANTIZABLE_OPS,
     REPORTED_TORCH_CLASSES,
+    SUPPORTED_TYPES,
     WEIGHT_PASSTHROUGH_OPS,
+    Int4Blocker,
+    OpFacts,
+    int4_blocker,
 )
 from graph import keys
 from graph.build import init_key, paused_gc
@@ -38,6 +42,10 @@ class LayerOp:
     weight: str | None  # initializer name, None when the op's weight is an activation
     weight_dims: tuple[int | None, ...]
     bias: str | None
+    cin: int | None = None  # input channels the weight reads (Conv: in_channels, Linear: in_features)
+    groups: int = 1  # the Conv/ConvTranspose `group` attribute
+    hidden: int | None = None  # an LSTM/GRU op's `hidden_size` attribute
+    more_weights: tuple[str, ...] = ()  # other initializers an LSTM/GRU op's W, R and B are computed from
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +79,33 @@ class GraphIndex:
     unowned_ops: tuple[LayerOp, ...]
     tied: tuple[tuple[str, ...], ...] | None
     modules: Mapping[str, ModuleInfo] = field(default_factory=dict)
+    selected: tuple[str, ...] = SUPPORTED_TYPES  # the candidate types of the layer-type mode
 
     def owner(self, node: NodeKey) -> str | None:
         owner: str | None = self.graph.nodes[node][keys.MODULE]
         return owner
 
 
-def candidate_type(info: ModuleInfo) -> str | None:
-    """AMCT's rule: the class name decides, and the module is an instance of the torch class of that name."""
-    if info.class_name not in LAYER_TYPES:
+def typed_ops(layer: Layer) -> tuple[LayerOp, ...]:
+    """A candidate's ops of the op types its class exports to (its weight-carrying calls)."""
+    if layer.layer_type is None:
+        return ()
+    wanted = LAYER_TYPE_TABLE[layer.layer_type].op_types
+    return tuple(op for op in layer.ops if op.op_type in wanted and op.weight is not None)
+
+
+def layer_int4_blocker(layer: Layer) -> Int4Blocker | None:
+    """Why a candidate's weight cannot be INT4-packed (SPEC section 8), read from its first weight op."""
+    ops = typed_ops(layer)
+    return int4_blocker(ops[0].cin, ops[0].groups, ops[0].hidden) if ops else None
+
+
+def candidate_type(info: ModuleInfo, selected: tuple[str, ...] = SUPPORTED_TYPES) -> str | None:
+    """AMCT's rule: the class name decides, and the module is an instance of the torch class of that name.
+
+    `selected` are the candidate types of the layer-type mode (SPEC section 9).
+    """
+    if info.class_name not in selected:
         return None
     if info.torch_class_known:
         return info.class_name if info.torch_class == info.class_name else None
@@ -89,22 +115,47 @@ def candidate_type(info: ModuleInfo) -> str | None:
 _MAX_PASSTHROUGH = 8  # a weight is never more than a few pass-through ops away from its initializer
 
 
-def _trace_initializer(graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey]) -> str | None:
-    """Follow `tensor` back through pass-through ops to the initializer it comes from."""
+def _trace_initializer(
+    graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey]
+) -> tuple[str | None, bool]:
+    """Follow `tensor` back through pass-through ops to the initializer it comes from.
+
+    Returns the initializer name (None when the tensor does not come from one) and whether the path
+    transposes it (an odd number of Transpose ops, as the dynamo exporter puts before a Linear's MatMul).
+    """
+    transposed = False
     for _ in range(_MAX_PASSTHROUGH):
         source = producers.get(tensor)
         if source is None:
-            return None
+            return None, False
         data = graph.nodes[source]
         if data[keys.KIND] == keys.KIND_INITIALIZER:
-            return tensor
+            return tensor, transposed
         if data[keys.KIND] != keys.KIND_OP or data[keys.OP_TYPE] not in WEIGHT_PASSTHROUGH_OPS:
-            return None
+            return None, False
         inputs = data[keys.INPUTS]
         if not inputs or not inputs[0]:
-            return None
+            return None, False
+        transposed ^= data[keys.OP_TYPE] == "Transpose"
         tensor = inputs[0]
-    return None
+    return None, False
+
+
+def _cin(
+    facts: OpFacts, attrs: Mapping[str, Any], dims: tuple[int | None, ...], transposed: bool
+) -> tuple[int | None, int]:
+    """Cin and groups of an op's weight, from its dims and attributes (OP_FACTS says where Cin sits)."""
+    group = attrs.get("group")
+    groups = group if isinstance(group, int) and group > 0 else 1
+    axis = facts.cin_axis
+    if facts.transposed_by is not None and attrs.get(facts.transposed_by) == 1:
+        axis = 1 - axis
+    if transposed and len(dims) == 2:
+        axis = 1 - axis
+    if axis >= len(dims) or dims[axis] is None:
+        return None, groups
+    cin = int(dims[axis])  # type: ignore[arg-type]
+    return (cin * groups if facts.cin_per_group else cin), groups
 
 
 def _layer_op(graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey]) -> LayerOp:
@@ -112,17 +163,68 @@ def _layer_op(graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey]
     facts = OP_FACTS[data[keys.OP_TYPE]]
     inputs: tuple[str, ...] = data[keys.INPUTS]
 
-    def traced(position: int | None) -> str | None:
+    def traced(position: int | None) -> tuple[str | None, bool]:
         if position is None or position >= len(inputs) or not inputs[position]:
-            return None
+            return None, False
         return _trace_initializer(graph, inputs[position], producers)
 
-    weight = traced(facts.weight_input)
-    bias = traced(facts.bias_input)
+    weight, transposed = traced(facts.weight_input)
+    bias, _ = traced(facts.bias_input)
     if data[keys.OP_TYPE] == "MatMul" and weight is not None:
         bias = _matmul_bias(graph, node)
+    more: tuple[str, ...] = ()
+    hidden_size = None
+    if facts.recurrent_input is not None:
+        weight, bias, more = _rnn_weights(graph, node, producers, facts)
+        hidden = data[keys.ATTRS].get("hidden_size")
+        hidden_size = hidden if isinstance(hidden, int) else None
     dims: tuple[int | None, ...] = graph.nodes[init_key(weight)][keys.DIMS] if weight is not None else ()
-    return LayerOp(node, data[keys.ONNX_NAME], data[keys.OP_TYPE], weight, dims, bias)
+    cin, groups = _cin(facts, data[keys.ATTRS], dims, transposed)
+    return LayerOp(
+        node, data[keys.ONNX_NAME], data[keys.OP_TYPE], weight, dims, bias, cin, groups, hidden_size, more
+    )
+
+
+_MAX_RNN_WALK = 256  # ops an LSTM/GRU's weights are computed through (a few Slice/Concat per gate)
+
+
+def _rnn_weights(
+    graph: nx.DiGraph, node: NodeKey, producers: Mapping[str, NodeKey], facts: OpFacts
+) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """The initializers an LSTM/GRU op's W, B and R are computed from, through any op of the module's own
+    scope (both exporters reorder the gates with Slice/Concat): (first weight of W, first of B, the rest)."""
+    inputs: tuple[str, ...] = graph.nodes[node][keys.INPUTS]
+    owner = graph.nodes[node][keys.MODULE]
+
+    def sources(position: int | None) -> list[str]:
+        if position is None or position >= len(inputs) or not inputs[position]:
+            return []
+        found: list[str] = []
+        stack: list[str] = [inputs[position]]
+        seen: set[NodeKey] = set()
+        while stack and len(seen) < _MAX_RNN_WALK:
+            tensor = stack.pop()
+            source = producers.get(tensor)
+            if source is None or source in seen:
+                continue
+            seen.add(source)
+            data = graph.nodes[source]
+            if data[keys.KIND] == keys.KIND_INITIALIZER:
+                if len(data[keys.DIMS]) >= 2 or position == facts.bias_input:
+                    found.append(tensor)
+            elif data[keys.KIND] == keys.KIND_OP and data[keys.MODULE] == owner:
+                stack.extend(t for t in data[keys.INPUTS] if t)
+        return sorted(set(found))
+
+    weights, biases, recurrent = (
+        sources(facts.weight_input),
+        sources(facts.bias_input),
+        sources(facts.recurrent_input),
+    )
+    weight = weights[0] if weights else None
+    bias = biases[0] if biases else None
+    more = tuple(t for t in dict.fromkeys([*weights, *recurrent, *biases]) if t not in (weight, bias))
+    return weight, bias, more
 
 
 def _matmul_bias(graph: nx.DiGraph, node: NodeKey) -> str | None:
@@ -139,13 +241,16 @@ def _matmul_bias(graph: nx.DiGraph, node: NodeKey) -> str | None:
     return None
 
 
-def index_graph(graph: nx.DiGraph) -> GraphIndex:
-    """Collect the layers of `graph` in named_modules() order, plus the lookups the checks need."""
+def index_graph(graph: nx.DiGraph, selected: tuple[str, ...] = SUPPORTED_TYPES) -> GraphIndex:
+    """Collect the layers of `graph` in named_modules() order, plus the lookups the checks need.
+
+    `selected` are the candidate types of the layer-type mode (SPEC section 9; default: the documented ones).
+    """
     with paused_gc():
-        return _index(graph)
+        return _index(graph, selected)
 
 
-def _index(graph: nx.DiGraph) -> GraphIndex:
+def _index(graph: nx.DiGraph, selected: tuple[str, ...]) -> GraphIndex:
     modules: tuple[ModuleInfo, ...] = graph.graph[keys.GRAPH_MODULES]
     producers: dict[str, NodeKey] = {}
     initializers: set[NodeKey] = set()
@@ -179,7 +284,7 @@ def _index(graph: nx.DiGraph) -> GraphIndex:
         if data[keys.OP_TYPE] in QUANTIZABLE_OPS:
             op = _layer_op(graph, node, producers)
             quant_ops[owner].append(op)
-            for tensor in (op.weight, op.bias):
+            for tensor in (op.weight, op.bias, *op.more_weights):
                 if tensor is not None:
                     weight_consumers[tensor].append(node)
 
@@ -187,7 +292,7 @@ def _index(graph: nx.DiGraph) -> GraphIndex:
     known = set()
     for order, info in enumerate(modules):
         known.add(info.name)
-        ctype = candidate_type(info)
+        ctype = candidate_type(info, selected)
         looks_like_layer = (
             info.torch_class in REPORTED_TORCH_CLASSES or info.class_name in REPORTED_TORCH_CLASSES
         )
@@ -229,4 +334,5 @@ def _index(graph: nx.DiGraph) -> GraphIndex:
         unowned_ops=tuple(quant_ops.get(None, ())),
         tied=graph.graph.get(keys.GRAPH_TIED),
         modules={info.name: info for info in modules},
+        selected=selected,
     )

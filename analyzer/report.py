@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.checks import Finding, Severity
-from analyzer.layers import GraphIndex, Layer
+from analyzer.layers import GraphIndex, Layer, layer_int4_blocker
 from analyzer.resolve import LayerSetting
 from graph import keys
 from graph.ir import Producer
@@ -31,6 +31,9 @@ NOT_CANDIDATE = "not a candidate"
 DECISIONS = (QUANTIZE, SKIPPED, EXCLUDED, NOT_CANDIDATE)
 
 CONFIG_NOTE_CODE = "QS301"
+# an INT4 weight the config asked for, written as INT8 because it cannot be INT4-packed (SPEC section 8)
+DOWNGRADE_CODE = "QS302"
+DOWNGRADE_CHECK = "int4-downgrade"
 
 _SOURCES = {
     "default": "built-in defaults",
@@ -87,7 +90,8 @@ class LayerRecord:
     Attributes:
         name: the module's name in `named_modules()` ("" for the root module).
         class_name: `type(module).__name__`.
-        layer_type: the quantizable type (`Linear`, `Conv2d`, `ConvTranspose2d`) when a candidate, else None.
+        layer_type: the quantizable type (`Linear`, `Conv2d`, ... a row of the layer-type table) when a
+            candidate in the selected mode, else None.
         op_types: the op type of each quantizable op the module made, in graph order.
         nodes: the ONNX node name of each of those ops.
         weight_shape: the dims of the first op's weight initializer, None when no op has one.
@@ -96,6 +100,7 @@ class LayerRecord:
         reason: one line naming the layer and the value.
         advisories: notes that leave the decision as it is.
         inferred: facts the file does not say that the decision rests on (a file without a mapping).
+        int4_packing: for a candidate whose weight cannot be INT4-packed, why (SPEC section 8); else None.
     """
 
     name: str
@@ -110,6 +115,7 @@ class LayerRecord:
     reason: str
     advisories: tuple[Advisory, ...] = ()
     inferred: tuple[Inferred, ...] = ()
+    int4_packing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +131,7 @@ class LayerRecord:
             "reason": self.reason,
             "advisories": [{"code": a.code, "check": a.check, "reason": a.reason} for a in self.advisories],
             "inferred": [{"fact": i.fact, "value": i.value, "basis": i.basis} for i in self.inferred],
+            "int4_packing": self.int4_packing,
         }
 
 
@@ -392,6 +399,7 @@ def _record(
         "weight_shape": first_weight,
         "advisories": advisories,
         "inferred": inferred,
+        "int4_packing": blocker.why if (blocker := layer_int4_blocker(layer)) is not None else None,
     }
     if not layer.is_candidate:
         first = info[0] if info else None

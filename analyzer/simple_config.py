@@ -1,13 +1,14 @@
-"""The simple config (`quant.cfg`): parse it, validate it, and turn it into per-layer settings (SPEC 4-5).
+"""The simple config (`quant.cfg`): parse it, validate it, and read it into typed records (SPEC 4, 5.3).
 
 A `quant.cfg` is one `AMCTRetrainConfig` message (schemas/retrain_config.proto) in protobuf text format,
-the AMCT-compatible format of `create_quant_retrain_config(..., config_defination)`. Two stages:
+the AMCT-compatible format of `create_quant_retrain_config(..., config_defination)`. This module is the
+first of two stages; `analyzer.resolve` is the second and the only one that knows about layers:
 
 - `load_simple_config` parses the file and runs every check that needs no model (syntax, unknown fields,
   pruning fields, `batch_num: 0`, clip bounds, duplicate overrides, unsupported layer types), so that a broken
   file fails before the model is exported. The file is read the AMCT-compatible way (text-format *merge*: a
   singular field given twice keeps the last value), and a note says where that happened;
-- `resolve_simple` applies the file to the layers that passed the checks: skip lists, then
+- `analyzer.resolve.resolve_simple` applies the file to the layers that passed the checks: skip lists, then
   `override_layer_configs` > `override_layer_types` > global configs, and checks what needs the model
   (layer names, `channel_wise` on Linear, the `dst_type` pairs, at least one layer left enabled).
 
@@ -32,8 +33,7 @@ from typing import Any
 from google.protobuf import text_format
 
 from analyzer.errors import ConfigError, NoQuantizableLayerError
-from analyzer.layertypes import LAYER_TYPES, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
-from analyzer.resolve import DataSetting, LayerSetting, QuantLayer, ResolvedConfig, WeightSetting
+from analyzer.layertypes import ALL_TYPES, AMCT_LATEST, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
 from graph.files import SIMPLE_CONFIG_LIMIT, read_limited
 from schemas import retrain_config_pb2
 
@@ -52,9 +52,6 @@ DATA_FIELD = "retrain_data_quant_config"
 WEIGHT_FIELD = "retrain_weight_quant_config"
 PRUNE_FIELDS = ("regular_prune_skip_layers", "regular_prune_skip_types")
 BUILT_IN = "the built-in default"
-# (activation, weight) dst_type pairs AMCT accepts; activation INT4 is rejected before this table is read
-ALLOWED_DST_PAIRS = frozenset({("INT8", "INT8"), ("INT16", "INT8"), ("INT8", "INT4"), ("INT4", "INT4")})
-_ALLOWED_PAIRS_TEXT = "INT8/INT8, INT16/INT8, INT8/INT4"
 _PRUNING = "pruning is not supported by create_quant_retrain_config (quantization-aware training only)"
 _MAX_LISTED = 10
 
@@ -164,11 +161,12 @@ class SimpleView:
 # ---------------------------------------------------------------------------------------------- parsing
 
 
-def load_simple_config(path: str | os.PathLike[str]) -> SimpleConfig:
+def load_simple_config(path: str | os.PathLike[str], types: Sequence[str] = SUPPORTED_TYPES) -> SimpleConfig:
     """Read and validate a `quant.cfg` (protobuf text format) before any model work.
 
     Args:
         path: the simple config file.
+        types: the candidate types of the layer-type mode; the type lists and overrides accept exactly these.
 
     Returns:
         The parsed config.
@@ -189,10 +187,12 @@ def load_simple_config(path: str | os.PathLike[str]) -> SimpleConfig:
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         reason = f"the file is not UTF-8 text (byte 0x{data[err.start]:02x})"
         raise SimpleConfigSyntaxError(file_name, line, column, None, reason) from err
-    return parse_simple_config(text, file_name)
+    return parse_simple_config(text, file_name, types)
 
 
-def parse_simple_config(text: str, file_name: str = "<simple config>") -> SimpleConfig:
+def parse_simple_config(
+    text: str, file_name: str = "<simple config>", types: Sequence[str] = SUPPORTED_TYPES
+) -> SimpleConfig:
     """Parse and validate simple-config text; `file_name` only labels the messages.
 
     Raises:
@@ -204,13 +204,13 @@ def parse_simple_config(text: str, file_name: str = "<simple config>") -> Simple
         text_format.Merge(text, message)
     except text_format.ParseError as err:
         raise _syntax_error(err, text, file_name) from err
-    problems = _static_problems(message)
+    problems = _static_problems(message, tuple(types))
     if problems:
         raise SimpleConfigError(file_name, problems)
     parse_notes = _repeated_field_notes(text)
     for note in parse_notes:
         logger.warning("%s: %s", file_name, note)
-    for field, value, count in _duplicate_skips(message):
+    for field, value, count in duplicate_skips(message):
         logger.warning("%s: %s lists %r %d times; the entries are merged", file_name, field, value, count)
     return SimpleConfig(message, file_name, parse_notes)
 
@@ -287,7 +287,7 @@ def _token_at(text: str, line: int | None, column: int | None) -> str | None:
 # ------------------------------------------------------------------------------- checks without a model
 
 
-def _static_problems(message: Any) -> list[str]:
+def _static_problems(message: Any, types: tuple[str, ...]) -> list[str]:
     problems: list[str] = []
     if message.HasField("batch_num") and message.batch_num == 0:
         problems.append(
@@ -297,20 +297,20 @@ def _static_problems(message: Any) -> list[str]:
         problems += _clip_problems(DATA_FIELD, message.retrain_data_quant_config)
     for field in SKIP_TYPE_FIELDS:
         problems += [
-            _unsupported_type(field, value) for value in getattr(message, field) if value not in LAYER_TYPES
+            _unsupported_type(field, value, types) for value in getattr(message, field) if value not in types
         ]
     if message.HasField("prune_config"):
         problems.append(f"prune_config: {_PRUNING}; remove prune_config")
     for field in PRUNE_FIELDS:
         values = list(getattr(message, field))
         if values:
-            problems.append(f"{field} ({_names(values, quote=True)}): {_PRUNING}; remove {field}")
-    problems += _override_problems(message, LAYER_OVERRIDES, "layer_name")
-    problems += _override_problems(message, TYPE_OVERRIDES, "layer_type")
+            problems.append(f"{field} ({join_names(values, quote=True)}): {_PRUNING}; remove {field}")
+    problems += _override_problems(message, LAYER_OVERRIDES, "layer_name", types)
+    problems += _override_problems(message, TYPE_OVERRIDES, "layer_type", types)
     return problems
 
 
-def _override_problems(message: Any, field: str, key: str) -> list[str]:
+def _override_problems(message: Any, field: str, key: str, types: tuple[str, ...]) -> list[str]:
     problems: list[str] = []
     entries: dict[str, list[int]] = {}
     for number, entry in enumerate(getattr(message, field), start=1):
@@ -320,8 +320,8 @@ def _override_problems(message: Any, field: str, key: str) -> list[str]:
         value = getattr(entry, key)
         entries.setdefault(value, []).append(number)
         origin = f"{field} {value!r}"
-        if key == "layer_type" and value not in LAYER_TYPES:
-            problems.append(_unsupported_type(field, value))
+        if key == "layer_type" and value not in types:
+            problems.append(_unsupported_type(field, value, types))
         if entry.HasField(DATA_FIELD):
             problems += _clip_problems(f"{origin}: {DATA_FIELD}", entry.retrain_data_quant_config)
         if entry.HasField("prune_config"):
@@ -358,17 +358,19 @@ def _clip_problems(where: str, data: Any) -> list[str]:
     return problems
 
 
-def _unsupported_type(field: str, value: str) -> str:
-    if value in REPORTED_TORCH_CLASSES:  # a real torch class, just not one QuantScope quantizes
+def _unsupported_type(field: str, value: str, types: tuple[str, ...]) -> str:
+    if value in REPORTED_TORCH_CLASSES:  # a real torch class, just not one QuantScope quantizes here
         close: list[str] = []
     else:
-        close = [t for t in SUPPORTED_TYPES if t.lower() == value.lower()]
-        close = close or difflib.get_close_matches(value, SUPPORTED_TYPES, n=1, cutoff=0.6)
+        close = [t for t in types if t.lower() == value.lower()]
+        close = close or difflib.get_close_matches(value, types, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{field}: {value!r} is not a supported layer type (supported: {', '.join(SUPPORTED_TYPES)}){hint}"
+    if value in ALL_TYPES and types == SUPPORTED_TYPES:
+        hint = f"; it is one with --layer-types {AMCT_LATEST} (layer_types={AMCT_LATEST!r})"
+    return f"{field}: {value!r} is not a supported layer type (supported: {', '.join(types)}){hint}"
 
 
-def _duplicate_skips(message: Any) -> list[tuple[str, str, int]]:
+def duplicate_skips(message: Any) -> list[tuple[str, str, int]]:
     out: list[tuple[str, str, int]] = []
     for field in SKIP_LAYER_FIELDS + SKIP_TYPE_FIELDS:
         counts = Counter(getattr(message, field))
@@ -442,240 +444,10 @@ def read_view(simple: SimpleConfig) -> SimpleView:
     )
 
 
-def data_setting(spec: DataSpec | None) -> DataSetting:
-    """The JSON data config of a spec (None: the built-in default)."""
-    if spec is None:
-        return DataSetting()
-    return DataSetting(
-        clip_max=spec.clip_max if spec.has_clip else None,
-        clip_min=spec.clip_min if spec.has_clip else None,
-        fixed_min=spec.fixed_min,
-        dst_type=spec.dst_type or "INT8",
-    )
-
-
-def weight_setting(spec: WeightSpec | None, layer_type: str) -> WeightSetting:
-    """The JSON weight config of a spec for a layer type (channel_wise as written, else the type default)."""
-    default = LAYER_TYPES[layer_type].channel_wise_default
-    if spec is None:
-        return WeightSetting("arq_retrain", default)
-    channel_wise = default if spec.channel_wise is None else spec.channel_wise
-    return WeightSetting(spec.algo or "arq_retrain", channel_wise, spec.dst_type or "INT8")
-
-
-# ------------------------------------------------------------------------------------------ resolution
-
-
-def resolve_simple(
-    layers: Sequence[QuantLayer],
-    simple: SimpleConfig,
-    excluded: Mapping[str, str],
-    modules: Mapping[str, str] | None = None,
-) -> ResolvedConfig:
-    """Apply a simple config to the quantizable layers (SPEC 5.1, 5.2) and check it against the model (5.3).
-
-    Args:
-        layers: the layers that passed the checks, in named_modules() order.
-        simple: the parsed simple config.
-        excluded: modules the checks excluded, with the reason, to explain a config that names one.
-        modules: class name of every module of the model, to explain a name that is not a candidate layer.
-
-    Returns:
-        The settings of every layer, with notes for legal but surprising effects of the config.
-
-    Raises:
-        ConfigError: a name is not a quantizable layer, or a resolved layer gets settings AMCT rejects
-            (`channel_wise: true` on Linear, activation INT4, a dst_type pair not allowed).
-        NoQuantizableLayerError: (as `AllLayersDisabledError`, also a ConfigError) every layer is disabled.
-    """
-    view = read_view(simple)
-    names = [layer.name for layer in layers]
-    known = set(names)
-    problems: list[str] = []
-    referenced = list(view.skip_layers) + [(LAYER_OVERRIDES, name) for name in view.layer_overrides]
-    for field, name in dict.fromkeys(referenced):
-        if name not in known:
-            problems.append(_unknown_layer(field, name, names, excluded, modules or {}))
-
-    settings: list[LayerSetting] = []
-    notes: list[tuple[str, str]] = []
-    grouped: dict[str, list[str]] = {}
-    for layer in layers:
-        setting, layer_notes, layer_problems = _resolve_layer(layer, view)
-        settings.append(setting)
-        notes += layer_notes
-        for problem in layer_problems:
-            grouped.setdefault(problem, []).append(layer.name)
-    problems += [f"{_names(culprits)}: {problem}" for problem, culprits in grouped.items()]
-    if problems:
-        raise SimpleConfigError(simple.file_name, problems)
-    if not any(setting.retrain_enable for setting in settings):
-        skips = "; ".join(
-            f"{field}: {_names(dict.fromkeys(v for f, v in view.skip_layers + view.skip_types if f == field))}"
-            for field in SKIP_LAYER_FIELDS + SKIP_TYPE_FIELDS
-            if any(f == field for f, _ in view.skip_layers + view.skip_types)
-        )
-        raise AllLayersDisabledError(
-            simple.file_name,
-            [f"no layer retrain enabled: the skip lists disable every quantizable layer ({skips})"],
-        )
-    notes += _config_notes(simple, view, layers, known)
-    return ResolvedConfig(
-        tuple(settings),
-        batch_num=view.batch_num,
-        fakequant_precision_mode=view.fakequant_precision_mode,
-        notes=tuple(notes),
-    )
-
-
-def _resolve_layer(
-    layer: QuantLayer, view: SimpleView
-) -> tuple[LayerSetting, list[tuple[str, str]], list[str]]:
-    """One layer's setting, its notes, and its problems (each without the layer name, for grouping)."""
-    name, layer_type = layer.name, layer.layer_type
-    skipped_by = [f"{field} {value!r}" for field, value in view.skip_layers if value == name]
-    skipped_by += [f"{field} {value!r}" for field, value in view.skip_types if value == layer_type]
-    skipped_by = list(dict.fromkeys(skipped_by))  # a duplicated skip entry is one reason
-    part = view.layer_overrides.get(name)
-    source = LAYER_OVERRIDES
-    if part is None:
-        part, source = view.type_overrides.get(layer_type), TYPE_OVERRIDES
-    notes: list[tuple[str, str]] = []
-    if part is None:
-        part = view.global_part
-        has_global = part.data is not None or part.weight is not None
-        source = "global" if has_global else "default"
-        enable = not skipped_by
-    else:
-        enable = True
-        if skipped_by:
-            notes.append(
-                (
-                    name,
-                    f"{name}: {' and '.join(skipped_by)} is cancelled by {part.origin}; "
-                    "the layer stays enabled",
-                )
-            )
-        notes += _dropped_global_notes(name, layer_type, part, source, view.global_part)
-    data = data_setting(part.data)
-    weight = weight_setting(part.weight, layer_type)
-    problems: list[str] = []
-    if data.dst_type == "INT4":
-        problems.append(
-            f"activation dst_type INT4 (from {part.data_origin}): INT4 quantization aware training is not "
-            "supported; use INT8 or INT16 for retrain_data_quant_config"
-        )
-    elif (data.dst_type, weight.dst_type) not in ALLOWED_DST_PAIRS:
-        if part.data_origin == part.weight_origin:
-            origin = f"from {part.data_origin}"
-        else:
-            origin = f"data from {part.data_origin}, weight from {part.weight_origin}"
-        problems.append(
-            f"dst_type pair data {data.dst_type} / weight {weight.dst_type} ({origin}) is not allowed; "
-            f"allowed (data, weight) pairs: {_ALLOWED_PAIRS_TEXT}"
-        )
-    if layer_type == "Linear" and weight.channel_wise:
-        problems.append(
-            f"channel_wise: true (from {part.weight_origin}) is not allowed for a Linear layer (its weight "
-            "is quantized per tensor); set channel_wise: false, e.g. in "
-            'override_layer_types { layer_type: "Linear" }'
-        )
-    return LayerSetting(name, layer_type, enable, data, weight, source), notes, problems
-
-
-def _dropped_global_notes(
-    name: str, layer_type: str, part: ConfigPart, source: str, global_part: ConfigPart
-) -> list[tuple[str, str]]:
-    """Global settings an override leaves out and therefore replaces with built-in defaults."""
-    label = source if source == LAYER_OVERRIDES else part.origin
-    notes: list[tuple[str, str]] = []
-    if global_part.data is not None:
-        spec = part.data or DataSpec()
-        glob = global_part.data
-        dropped = []
-        if glob.has_clip and not spec.has_clip:
-            dropped.append("clip_max_min")
-        if glob.fixed_min is not None and spec.fixed_min is None:
-            dropped.append("fixed_min")
-        if glob.dst_type not in (None, "INT8") and spec.dst_type is None:
-            dropped.append(f"dst_type {glob.dst_type}")
-        if dropped:
-            notes.append((name, f"{name}: {label} replaces the global {DATA_FIELD}; {_inherited(dropped)}"))
-    if global_part.weight is not None:
-        spec_w = part.weight or WeightSpec()
-        glob_w = global_part.weight
-        default_cw = LAYER_TYPES[layer_type].channel_wise_default
-        dropped = []
-        if glob_w.algo not in (None, "arq_retrain") and spec_w.algo is None:
-            dropped.append(glob_w.algo)
-        if (
-            glob_w.channel_wise is not None
-            and spec_w.channel_wise is None
-            and glob_w.channel_wise != default_cw
-        ):
-            dropped.append(f"channel_wise: {str(glob_w.channel_wise).lower()}")
-        if glob_w.dst_type not in (None, "INT8") and spec_w.dst_type is None:
-            dropped.append(f"dst_type {glob_w.dst_type}")
-        if dropped:
-            notes.append((name, f"{name}: {label} replaces the global {WEIGHT_FIELD}; {_inherited(dropped)}"))
-    return notes
-
-
-def _inherited(fields: list[str]) -> str:
-    if len(fields) == 1:
-        return f"{fields[0]} is not inherited"
-    return f"{', '.join(fields[:-1])} and {fields[-1]} are not inherited"
-
-
-def _config_notes(
-    simple: SimpleConfig, view: SimpleView, layers: Sequence[QuantLayer], known: set[str]
-) -> list[tuple[str, str]]:
-    notes: list[tuple[str, str]] = [("", note) for note in simple.parse_notes]
-    for field, value, count in _duplicate_skips(simple.message):
-        layer = value if value in known else ""
-        notes.append((layer, f"{field} lists {value!r} {count} times; the entries are merged"))
-    present = {layer.layer_type for layer in layers}
-    typed = [(field, value) for field, value in view.skip_types] + [
-        (TYPE_OVERRIDES, t) for t in view.type_overrides
-    ]
-    for field, value in dict.fromkeys(typed):
-        if value not in present:
-            notes.append(
-                (
-                    "",
-                    f"{field} {value!r}: the model has no quantizable {value} layer; the entry has no effect",
-                )
-            )
-    return notes
-
-
-def _unknown_layer(
-    field: str, name: str, names: Sequence[str], excluded: Mapping[str, str], modules: Mapping[str, str]
-) -> str:
-    if name in excluded:
-        return f"{field}: {name!r} is not a quantizable layer: the checks excluded it ({excluded[name]})"
-    supported = ", ".join(SUPPORTED_TYPES)
-    if name in modules:
-        class_name = modules[name]
-        if class_name in LAYER_TYPES:
-            return (
-                f"{field}: {name!r} is a {class_name} that is not an instance of torch.nn.{class_name}, "
-                "so it is not a quantizable layer"
-            )
-        return f"{field}: {name!r} is a {class_name}, not a quantizable layer type (supported: {supported})"
-    base = f"{field}: {name!r} is not a quantizable layer of the model"
-    if name.startswith("module.") and name[len("module.") :] in names:
-        return f"{base}; did you mean {name[len('module.') :]!r}? (names are those of the unwrapped model)"
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    if close:
-        return f"{base}; did you mean {' or '.join(repr(c) for c in close)}?"
-    return f"{base}; the quantizable layers are: {_names(names)}"
-
-
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _names(values: Iterable[str], quote: bool = False) -> str:
+def join_names(values: Iterable[str], quote: bool = False) -> str:
     items = [repr(v) if quote else v for v in values]
     if len(items) > _MAX_LISTED:
         return ", ".join(items[:_MAX_LISTED]) + f" and {len(items) - _MAX_LISTED} more"

@@ -5,7 +5,8 @@ Three layers of checking, each independent of the next so that one run lists eve
 2. the config schema (`schemas/config.schema.json`, the one every generated config satisfies) and the value
    rules the schema cannot express (allowed data/weight `dst_type` pairs, no INT4 activations);
 3. given the model's analysis report: every layer key names a quantizable layer of the model, no layer the
-   analysis excluded is added back, and `channel_wise` is false on every Linear.
+   analysis excluded is added back, `channel_wise` is false on every Linear, and no layer whose weight cannot
+   be INT4-packed (groups > 1, odd Cin; SPEC section 8) asks for INT4 weights.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ UNKNOWN_LAYER = "unknown-layer"
 NOT_QUANTIZABLE = "not-quantizable"
 EXCLUDED_LAYER = "excluded-layer"
 CHANNEL_WISE_LINEAR = "channel-wise-linear"
+INT4_UNPACKABLE = "int4-unpackable"
 KINDS = (
     SYNTAX,
     DUPLICATE_KEY,
@@ -43,6 +45,7 @@ KINDS = (
     NOT_QUANTIZABLE,
     EXCLUDED_LAYER,
     CHANNEL_WISE_LINEAR,
+    INT4_UNPACKABLE,
 )
 
 _PROPERTY = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # the names jsonschema writes as `.name` in a JSON path
@@ -251,6 +254,12 @@ def _model_problems(obj: Any, report: Report, model: str) -> Iterator[Problem]:
                 json_path([name, "retrain_weight_config", "channel_wise"]),
                 CHANNEL_WISE_LINEAR,
                 f"layer {name!r} is a Linear: channel_wise must be false",
+            )
+        if record.int4_packing is not None and isinstance(weight, dict) and weight.get("dst_type") == "INT4":
+            yield Problem(
+                json_path([name, "retrain_weight_config", "dst_type"]),
+                INT4_UNPACKABLE,
+                f"layer {name!r}: weight INT4 cannot be packed ({record.int4_packing}); AMCT needs INT8 here",
             )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import networkx as nx
 
 from graph import keys
-from graph.ir import ExportedGraph
+from graph.ir import ExportedGraph, alias_owners
 
 TENSOR = "tensor"  # edge attribute: name of the tensor the edge carries
 
@@ -73,6 +73,8 @@ def _build(exported: ExportedGraph) -> nx.DiGraph:
         nodes.append((node, {keys.KIND: keys.KIND_INPUT, keys.DIMS: tensor.dims}))
         producers[tensor.name] = node
 
+    # an op made under another name of a module (`net.0` for `conv1`) belongs to the module (SPEC section 2)
+    aliases = alias_owners(exported.modules)
     op_nodes = []
     for index, record in enumerate(exported.nodes):
         node = op_key(index)
@@ -88,7 +90,9 @@ def _build(exported: ExportedGraph) -> nx.DiGraph:
                     keys.ATTRS: record.attrs,
                     keys.INPUTS: record.inputs,
                     keys.OUTPUTS: record.outputs,
-                    keys.MODULE: record.module,
+                    keys.MODULE: aliases.get(record.module, record.module)
+                    if record.module is not None
+                    else None,
                     keys.MODULE_CLASS: record.module_class,
                 },
             )

@@ -55,6 +55,12 @@ KNOWN_TORCH_CLASSES = (
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
     "Embedding",
     "MultiheadAttention",
     "BatchNorm1d",
@@ -62,6 +68,10 @@ KNOWN_TORCH_CLASSES = (
     "BatchNorm3d",
     "LayerNorm",
 )
+
+# constructor facts of the RNN modules that the graph does not show (dropout) or not always (num_layers,
+# bidirectional, proj_size): recorded in the module table and the mapping file (SPEC section 9 rule 5)
+RNN_FACTS = ("num_layers", "bidirectional", "dropout", "proj_size", "input_size", "hidden_size")
 
 
 class ExportError(RuntimeError):
@@ -85,6 +95,11 @@ def module_table(model: torch.nn.Module) -> tuple[ModuleInfo, ...]:
     import torch
 
     known = [(name, getattr(torch.nn, name)) for name in KNOWN_TORCH_CLASSES]
+    # a module registered under several names (kept as `self.conv1` and placed in a Sequential) is listed
+    # once, under its first name; its other names are its aliases
+    names: dict[int, list[str]] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), []).append(name)
     table = []
     for name, module in model.named_modules():
         cls = type(module)
@@ -99,9 +114,25 @@ def module_table(model: torch.nn.Module) -> tuple[ModuleInfo, ...]:
                 class_path=f"{cls.__module__}.{cls.__qualname__}",
                 torch_class=torch_class,
                 parameters=params,
+                aliases=tuple(alias for alias in names[id(module)] if alias != name),
+                config=_module_facts(module, torch),
             )
         )
     return tuple(table)
+
+
+def _module_facts(module: torch.nn.Module, torch: Any) -> tuple[tuple[str, AttrValue], ...]:
+    """The RNN_FACTS of an RNN module (empty for any other module), sorted by name."""
+    if not isinstance(module, torch.nn.RNNBase):
+        return ()
+    facts: list[tuple[str, AttrValue]] = []
+    for name in sorted(RNN_FACTS):
+        value = getattr(module, name, None)
+        if isinstance(value, bool) or value is None:
+            facts.append((name, value))
+        else:
+            facts.append((name, float(value) if name == "dropout" else int(value)))
+    return tuple(facts)
 
 
 def tied_parameters(model: torch.nn.Module) -> tuple[tuple[str, ...], ...]:

@@ -43,7 +43,8 @@ class ModuleInfo:
     `torch_class` is the name of the `torch.nn` class (among those QuantScope knows) that the module is an
     instance of, or None. AMCT's candidate rule needs both: `class_name` decides, and the module must be an
     instance of the torch class of that name. `torch_class` is None as well when the source could not tell
-    (a file with dynamo metadata alone); `torch_class_known` says which.
+    (a file with dynamo metadata alone); `torch_class_known` says which. `aliases` are the module's other
+    names (`named_modules(remove_duplicate=False)`: a module also placed in a Sequential); `name` is the first.
     """
 
     name: str
@@ -52,6 +53,19 @@ class ModuleInfo:
     torch_class: str | None = None
     torch_class_known: bool = True
     parameters: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    # constructor facts the graph cannot show (an LSTM's dropout, num_layers, ...), as (name, value) sorted by
+    # name; None when the source could not tell (an ONNX file without its mapping)
+    config: tuple[tuple[str, AttrValue], ...] | None = ()
+
+    def fact(self, name: str) -> AttrValue:
+        """The value of constructor fact `name`, None when unknown."""
+        return dict(self.config or ()).get(name)
+
+
+def alias_owners(modules: tuple[ModuleInfo, ...]) -> dict[str, str]:
+    """Every other name of a module -> its name in `named_modules()` (an empty dict when no module has two)."""
+    return {alias: info.name for info in modules for alias in info.aliases}
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,11 @@
 
 JSON, versioned, validated against `schemas/mapping.schema.json` on read and before write. It records:
 - every module in `named_modules()` order: name, class name, class path, the torch.nn class it is an
-  instance of (the candidate rule needs both), its own parameter names;
-- every node of the graph -> the module whose forward made it (null when none can be established);
+  instance of (the candidate rule needs both), its own parameter names, and (since version 2) its other
+  names when it is registered under several (`aliases`) and the constructor facts the graph cannot show
+  (an LSTM's dropout, num_layers, ...: `config`);
+- every node of the graph -> the module whose forward made it, by its first name (null when none can be
+  established);
 - every initializer -> its shape and the parameter/buffer names it stands for (renamed, merged or tied);
 - the groups of tied parameters, so that the checks tell real ties from initializers an exporter merged;
 - the producer (exporter, opset, torch/onnx versions, input shapes) and a digest of the graph, so that a
@@ -26,12 +29,13 @@ from typing import Any
 import schemas
 from graph.errors import GraphFileError
 from graph.files import MAPPING_LIMIT, read_limited, write_atomic
-from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord, alias_owners
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes, structure_digest
 
 MAPPING_SCHEMA = "mapping.schema.json"
 FORMAT = "quantscope-mapping"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no `aliases` in the module entries
 _SHOWN = 5  # entries named per kind of mismatch; the count says how many more
 
 
@@ -44,7 +48,11 @@ def build_mapping(graph: ExportedGraph, saved: Any, onnx_name: str) -> dict[str,
     """
     nodes = read_nodes(saved.graph)
     initializers = read_initializers(saved.graph)
-    owners = {node.name: node.module for node in graph.nodes}
+    aliases = alias_owners(graph.modules)
+    owners = {
+        node.name: aliases.get(node.module, node.module) if node.module is not None else None
+        for node in graph.nodes
+    }
     unknown = [node.name for node in nodes if node.name not in owners]
     if unknown:
         raise ValueError(f"the saved ONNX file has nodes the export did not report: {_names(unknown)}")
@@ -75,6 +83,8 @@ def build_mapping(graph: ExportedGraph, saved: Any, onnx_name: str) -> dict[str,
                 "class_path": info.class_path,
                 "torch_class": info.torch_class,
                 "parameters": list(info.parameters),
+                "aliases": list(info.aliases),
+                "config": dict(info.config or ()),
             }
             for info in graph.modules
         ],
@@ -138,7 +148,8 @@ _PRODUCER_KEYS = frozenset(
     )
 )
 _GRAPH_KEYS = frozenset(("digest", "nodes", "initializers"))
-_MODULE_KEYS = frozenset(("name", "class_name", "class_path", "torch_class", "parameters"))
+_MODULE_KEYS_V1 = frozenset(("name", "class_name", "class_path", "torch_class", "parameters"))
+_MODULE_KEYS = _MODULE_KEYS_V1 | {"aliases", "config"}
 _NODE_KEYS = frozenset(("op_type", "module"))
 _INITIALIZER_KEYS = frozenset(("dims", "params"))
 
@@ -162,8 +173,13 @@ def _fits_schema(data: Any) -> bool:
     validator decide"; True means the validator would find nothing."""
     if not (_object(data, _TOP_KEYS) and data["format"] == FORMAT and type(data["format"]) is str):
         return False
-    if not (type(data["version"]) is int and data["version"] == VERSION and type(data["onnx_file"]) is str):
+    if not (
+        type(data["version"]) is int
+        and data["version"] in READABLE_VERSIONS
+        and type(data["onnx_file"]) is str
+    ):
         return False
+    module_keys = _MODULE_KEYS if data["version"] >= 2 else _MODULE_KEYS_V1
     producer = data["producer"]
     if not (
         _object(producer, _PRODUCER_KEYS)
@@ -193,7 +209,7 @@ def _fits_schema(data: Any) -> bool:
         return False
     modules = data["modules"]
     if type(modules) is not list or not all(
-        _object(module, _MODULE_KEYS)
+        _object(module, module_keys)
         and type(module["name"]) is str
         and type(module["class_name"]) is str
         and module["class_name"] != ""
@@ -203,6 +219,10 @@ def _fits_schema(data: Any) -> bool:
             or (type(module["torch_class"]) is str and module["torch_class"] != "")
         )
         and _texts(module["parameters"])
+        and _texts(aliases := module.get("aliases", []))
+        and len(set(aliases)) == len(aliases)
+        and type(config := module.get("config", {})) is dict
+        and all(value is None or type(value) in (bool, int, float, str) for value in config.values())
         for module in modules
     ):
         return False
@@ -269,9 +289,10 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GraphFileError(f'{where!r} is not a QuantScope mapping file (no "format": "{FORMAT}")')
     version = data.get("version")
-    if version != VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise GraphFileError(
-            f"the mapping file {where!r} has version {version!r}; this QuantScope reads version {VERSION}"
+            f"the mapping file {where!r} has version {version!r}; this QuantScope reads versions {readable}"
         )
     errors = schema_errors(data)
     if errors:
@@ -291,6 +312,13 @@ def _inconsistencies(data: dict[str, Any]) -> list[str]:
     repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         problems.append(f"modules listed twice: {_names(repeated)}")
+    aliases = [alias for module in data["modules"] for alias in module.get("aliases", [])]
+    clashes = sorted(
+        {alias for alias in aliases if alias in set(names)}
+        | {alias for alias, count in Counter(aliases).items() if count > 1}
+    )
+    if clashes:
+        problems.append(f"aliases that name another module or are listed twice: {_names(clashes)}")
     known = set(names)
     orphans = [
         key
@@ -391,6 +419,8 @@ def apply_mapping(proto: Any, data: dict[str, Any], onnx_name: str, mapping_name
             torch_class=entry["torch_class"],
             torch_class_known=True,
             parameters=tuple(entry["parameters"]),
+            aliases=tuple(entry.get("aliases", ())),
+            config=tuple(sorted(entry.get("config", {}).items())),
         )
         for entry in data["modules"]
     )

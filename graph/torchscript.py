@@ -42,7 +42,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graph.exporting import exclusive_export
-from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord, alias_owners
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
 
 if TYPE_CHECKING:
@@ -120,6 +120,35 @@ class ScopeResolver:
         result = tuple(dict.fromkeys(found))
         self._cache[scope] = result
         return result
+
+
+def alias_scope_names(modules: Sequence[ModuleInfo]) -> dict[str, str]:
+    """Module names as TorchScript scopes spell a call through an alias -> the module's name.
+
+    The tracer names a module by its first `named_modules()` name but nests it under the module that
+    called it: `conv1`, also placed as `net.0`, runs as `/net/conv1` when `net` calls it. For each alias the
+    name `<that spelling of the alias's parent>.<the module's scope component>` is added, so the resolver
+    finds it like any other module.
+    """
+    canonical = alias_owners(tuple(modules))
+    spelled: dict[str, str] = {}
+
+    def spelling(name: str) -> str:
+        if name not in canonical:
+            return name
+        if name not in spelled:
+            parent = name.rsplit(".", 1)[0] if "." in name else ""
+            prefix = spelling(parent)
+            component = unqualified_name(canonical[name])
+            spelled[name] = f"{prefix}.{component}" if prefix else component
+        return spelled[name]
+
+    out: dict[str, str] = {}
+    for alias, name in canonical.items():
+        text = spelling(alias)
+        if text != name:
+            out.setdefault(text, name)
+    return out
 
 
 def _param_owner(param: str) -> str:
@@ -330,7 +359,9 @@ def graph_from_torchscript(
     """
     records = read_nodes(proto.graph)
     classes = {info.name: info.class_name for info in modules}
-    owners = resolve_owners(records, classes, initializer_params)
+    scope_names = alias_scope_names(modules)
+    owners = resolve_owners(records, [*classes, *scope_names], initializer_params)
+    owners = tuple(scope_names.get(owner, owner) if owner is not None else None for owner in owners)
     nodes = tuple(
         replace(record, module=owner, module_class=classes.get(owner) if owner is not None else None)
         for record, owner in zip(records, owners, strict=True)

@@ -5,6 +5,7 @@ Shared by the end-to-end tests of both entrances (library call, offline call) an
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analyzer.example import ResNet18
+from analyzer.layertypes import DOCUMENTED, select_types
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -218,6 +220,204 @@ class CfgSimple(nn.Module):
         return self.fc(self.conv3(x).mean((2, 3)))
 
 
+class OddEvenCin(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.relu(self.conv1(x)))
+
+
+class Grouped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(4, 8, 1)
+        self.conv_grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.conv_out = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(F.relu(self.conv_grouped(F.relu(self.conv_in(x)))))
+
+
+class LinearOddEven(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_in7 = nn.Linear(7, 8)
+        self.fc_in8 = nn.Linear(8, 5)
+        self.fc_in5 = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_in5(F.relu(self.fc_in8(F.relu(self.fc_in7(x)))))
+
+
+class W4Mix(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv_odd = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv_even = nn.Conv2d(8, 8, 3, padding=1)
+        self.conv_g2 = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.conv_dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.conv_to5 = nn.Conv2d(8, 5, 1)
+        self.conv_cin5 = nn.Conv2d(5, 8, 1)
+        self.fc_even = nn.Linear(8, 5)
+        self.fc_odd = nn.Linear(5, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv_odd(x))
+        x = F.relu(self.conv_even(x))
+        x = F.relu(self.conv_g2(x))
+        x = F.relu(self.conv_dw(x))
+        x = F.relu(self.conv_cin5(self.conv_to5(x)))
+        x = x.mean((2, 3))
+        return self.fc_odd(F.relu(self.fc_even(x)))
+
+
+class AliasedConv(nn.Module):
+    """TCN / weight-norm style: conv1 is kept as an attribute and also placed in a Sequential (SPEC section 2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(4, 8, 3, padding=1)
+        self.net = nn.Sequential(self.conv1, nn.ReLU())
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.net(x).mean((2, 3)))
+
+
+# --- the current AMCT's layer types (SPEC section 9, reference/latest/CASES.md) ----------------------------
+
+
+class Conv1dNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(4, 8, 3, padding=1)
+        self.conv2 = nn.Conv1d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+class Conv3dDilations(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv3d_plain = nn.Conv3d(2, 4, 3, padding=1)
+        self.conv3d_hw_dil = nn.Conv3d(4, 4, 3, padding=(1, 2, 2), dilation=(1, 2, 2))
+        self.conv3d_d_dil = nn.Conv3d(4, 4, 3, padding=(2, 1, 1), dilation=(2, 1, 1))
+        self.conv3d_all_dil = nn.Conv3d(4, 4, 3, padding=2, dilation=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3d_all_dil(self.conv3d_d_dil(self.conv3d_hw_dil(self.conv3d_plain(x))))
+
+
+class RNNHead(nn.Module):
+    """rnn (LSTM/GRU, any config) -> fc Linear on the last time step."""
+
+    def __init__(self, rnn: nn.Module, fc_in: int) -> None:
+        super().__init__()
+        self.rnn = rnn
+        self.fc = nn.Linear(fc_in, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.fc(out[-1])
+
+
+def lstm_head() -> nn.Module:
+    return RNNHead(nn.LSTM(8, 16), 16)
+
+
+def gru_bidirectional_head() -> nn.Module:
+    return RNNHead(nn.GRU(8, 16, bidirectional=True), 32)
+
+
+def lstm_dropout_head() -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that dropout has no effect with num_layers=1
+        rnn = nn.LSTM(8, 16, num_layers=1, dropout=0.25)
+    return RNNHead(rnn, 16)
+
+
+class MixAll(nn.Module):
+    """Every retrain type plus ConvTranspose3d; registration order differs from call order on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+        self.gru = nn.GRU(8, 8)
+        self.up3d = nn.ConvTranspose3d(4, 2, 2, stride=2)
+        self.conv3d = nn.Conv3d(2, 4, 3, padding=1)
+        self.up1d = nn.ConvTranspose1d(8, 4, 2, stride=2)
+        self.conv1d = nn.Conv1d(4, 8, 3, padding=1)
+        self.up2d = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.conv2d = nn.Conv2d(3, 8, 3, padding=1)
+        self.lstm = nn.LSTM(8, 16)
+
+    def forward(
+        self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor, seq: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        y1 = self.up1d(torch.relu(self.conv1d(x1)))
+        y2 = self.up2d(torch.relu(self.conv2d(x2)))
+        y3 = self.up3d(torch.relu(self.conv3d(x3)))
+        s, _ = self.gru(seq)
+        s, _ = self.lstm(s)
+        return y1, y2, y3, self.fc(s[-1])
+
+
+class ConvTranspose3dNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(2, 4, 3, padding=1)
+        self.up = nn.ConvTranspose3d(4, 2, 2, stride=2)
+        self.head = nn.Conv3d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.up(torch.relu(self.conv(x)))))
+
+
+class LSTMUnbatched(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm_unbatched = nn.LSTM(8, 16)
+        self.lstm_batched = nn.LSTM(8, 16)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lstm_unbatched(a)[0], self.lstm_batched(b)[0]
+
+
+class W4RNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm_even = nn.LSTM(8, 16)
+        self.lstm_odd_input = nn.LSTM(7, 16)
+        self.lstm_odd_hidden = nn.LSTM(8, 15)
+        self.gru_even = nn.GRU(8, 16)
+        self.gru_odd_input = nn.GRU(7, 16)
+        self.gru_odd_hidden = nn.GRU(8, 15)
+
+    def forward(self, x8: torch.Tensor, x7: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (
+            self.lstm_even(x8)[0],
+            self.lstm_odd_input(x7)[0],
+            self.lstm_odd_hidden(x8)[0],
+            self.gru_even(x8)[0],
+            self.gru_odd_input(x7)[0],
+            self.gru_odd_hidden(x8)[0],
+        )
+
+
+class Conv3dNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(2, 4, 3, padding=1)
+        self.conv2 = nn.Conv3d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
 @dataclass(frozen=True)
 class Case:
     """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text."""
@@ -228,6 +428,13 @@ class Case:
     golden: str | None = None
     cfg: str | None = None
     error: str | None = None
+    # what an ONNX file with dynamo metadata alone gives when it cannot give the golden (a module's first name,
+    # when every op ran under an alias, is only in the mapping file)
+    metadata_golden: str | None = None
+    layer_types: str = DOCUMENTED  # the layer-type mode the case runs in (SPEC section 9)
+
+    def types(self) -> tuple[str, ...]:
+        return select_types(self.layer_types)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
         gen = torch.Generator().manual_seed(0)
@@ -237,9 +444,10 @@ class Case:
         torch.manual_seed(0)
         return self.factory()
 
-    def golden_text(self) -> str:
-        assert self.golden is not None
-        return (GOLDEN / f"{self.golden}.json").read_text(encoding="utf-8")
+    def golden_text(self, metadata_only: bool = False) -> str:
+        golden = self.metadata_golden if metadata_only and self.metadata_golden else self.golden
+        assert golden is not None
+        return (GOLDEN / f"{golden}.json").read_text(encoding="utf-8")
 
     def cfg_path(self) -> Path | None:
         return GOLDEN / "cfg" / f"{self.cfg}.cfg" if self.cfg else None
@@ -282,6 +490,83 @@ CASES: tuple[Case, ...] = (
         cfg="cfg_skip_excluded_layer",
         error="conv_reflect",
     ),
+    Case(
+        "aliased_conv",
+        AliasedConv,
+        ((1, 4, 8, 8),),
+        golden="aliased_conv",
+        metadata_golden="aliased_conv_metadata_only",
+    ),
+    # the current AMCT's INT4 -> INT8 downgrade (SPEC section 8), reference/latest/b_*; every mode
+    Case("b_w4_odd_cin", OddEvenCin, ((1, 3, 8, 8),), golden="b_w4_odd_cin", cfg="b_w4_odd_cin"),
+    Case("b_w4_grouped", Grouped, ((1, 4, 8, 8),), golden="b_w4_grouped", cfg="b_w4_grouped"),
+    Case("b_w4_linear", LinearOddEven, ((2, 7),), golden="b_w4_linear", cfg="b_w4_linear"),
+    Case("b_w4mix_skipped", W4Mix, ((1, 3, 8, 8),), golden="b_w4mix_skipped", cfg="b_w4mix_skipped"),
+)
+LATEST = "amct-latest"
+MIX_SHAPES = ((1, 4, 8), (1, 3, 8, 8), (1, 2, 4, 4, 4), (5, 2, 8))
+CASES += (
+    # the b_* cases that use documented types only, in the amct-latest mode too
+    *(
+        Case(f"{case.name}-latest", case.factory, case.shapes, case.golden, case.cfg, layer_types=LATEST)
+        for case in CASES
+        if case.name.startswith("b_w4")
+    ),
+    Case("b_w4_rnn", W4RNN, ((5, 2, 8), (5, 2, 7)), golden="b_w4_rnn", cfg="b_w4_rnn", layer_types=LATEST),
+    Case("a_conv1d", Conv1dNet, ((1, 4, 16),), golden="a_conv1d", layer_types=LATEST),
+    Case(
+        "a_conv3d_dilation",
+        Conv3dDilations,
+        ((1, 2, 8, 8, 8),),
+        golden="a_conv3d_dilation",
+        layer_types=LATEST,
+    ),
+    Case("a_lstm", lstm_head, ((5, 2, 8),), golden="a_lstm", layer_types=LATEST),
+    Case(
+        "a_gru_bidirectional",
+        gru_bidirectional_head,
+        ((5, 2, 8),),
+        golden="a_gru_bidirectional",
+        layer_types=LATEST,
+    ),
+    # dropout is not in the graph: a dynamo file read without its mapping keeps the LSTM, as in a_lstm
+    Case(
+        "a_lstm_dropout_1layer",
+        lstm_dropout_head,
+        ((5, 2, 8),),
+        golden="a_lstm_dropout_1layer",
+        layer_types=LATEST,
+        metadata_golden="a_lstm",
+    ),
+    Case("a_mix_all", MixAll, MIX_SHAPES, golden="a_mix_all", layer_types=LATEST),
+    Case(
+        "a_convtranspose3d_absent",
+        ConvTranspose3dNet,
+        ((1, 2, 4, 4, 4),),
+        golden="a_convtranspose3d_absent",
+        layer_types=LATEST,
+    ),
+    Case(
+        "a_lstm_unbatched", LSTMUnbatched, ((5, 8), (5, 1, 8)), golden="a_lstm_unbatched", layer_types=LATEST
+    ),
+    Case(
+        "c_a16_conv3d",
+        Conv3dNet,
+        ((1, 2, 4, 8, 8),),
+        golden="c_a16_conv3d",
+        cfg="c_a16_conv3d",
+        layer_types=LATEST,
+    ),
+    Case(
+        "d_new_types_overrides",
+        MixAll,
+        MIX_SHAPES,
+        golden="d_new_types_overrides",
+        cfg="d_new_types_overrides",
+        layer_types=LATEST,
+    ),
 )
 CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)
+DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))
+LATEST_CASES = tuple(case for case in CASES if case.layer_types == LATEST)

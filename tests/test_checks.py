@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from analyzer.checks import REGISTRY, Check, Finding, rules, run_checks
 from analyzer.layers import index_graph
+from analyzer.layertypes import ALL_TYPES, SUPPORTED_TYPES
 from graph.build import build_graph
 from graph.ir import ExportedGraph
 from tests.graphs import conv, gemm, make_graph, module, op
 
 
-def findings(check: Check, exported: ExportedGraph) -> list[Finding]:
-    return list(check.run(index_graph(build_graph(exported))))
+def findings(
+    check: Check, exported: ExportedGraph, types: tuple[str, ...] = SUPPORTED_TYPES
+) -> list[Finding]:
+    return list(check.run(index_graph(build_graph(exported), types)))
 
 
 def _conv_model(extra_before: list | None = None, cin: int = 32, group: int = 1) -> ExportedGraph:
@@ -140,9 +144,62 @@ def used_elsewhere_fires() -> ExportedGraph:
     return make_graph([gather, head], {"wte.weight": (16, 16)}, mods, inputs={"ids": (1, 4)})
 
 
+def aliases_fire() -> ExportedGraph:
+    # conv1 is also net.0; its op was made under the alias, and is conv1's all the same
+    node, inits = conv("net.0", "x", "y")
+    aliased = replace(module("conv1", "Conv2d"), aliases=("net.0",))
+    return make_graph([node], inits, [module("", "Net", None), aliased, module("net", "Sequential", None)])
+
+
+def _conv3d(dilations: tuple[int, int, int]) -> ExportedGraph:
+    node = op("Conv", ["x", "c3.weight"], ["y"], "c3", group=1, dilations=dilations, kernel_shape=(3, 3, 3))
+    return make_graph([node], {"c3.weight": (4, 2, 3, 3, 3)}, [module("c3", "Conv3d")])
+
+
+def depth_dilation_fires() -> ExportedGraph:
+    return _conv3d((2, 1, 1))
+
+
+def depth_dilation_quiet_hw() -> ExportedGraph:
+    return _conv3d((1, 2, 2))
+
+
+def _lstm(**facts: object) -> ExportedGraph:
+    node = op("LSTM", ["x", "rnn.W", "rnn.R", "rnn.B"], ["y"], "rnn", hidden_size=16, direction="forward")
+    inits = {"rnn.W": (1, 64, 8), "rnn.R": (1, 64, 16), "rnn.B": (1, 128)}
+    config = tuple(sorted(facts.items())) if facts else None
+    info = replace(module("rnn", "LSTM"), config=config)  # type: ignore[arg-type]
+    return make_graph([node], inits, [info])
+
+
+def rnn_config_fires() -> ExportedGraph:
+    return _lstm(num_layers=1, bidirectional=False, dropout=0.25, proj_size=0)
+
+
+def rnn_config_quiet() -> ExportedGraph:
+    return _lstm(num_layers=1, bidirectional=False, dropout=0.0, proj_size=0)
+
+
+def rnn_facts_unknown_fires() -> ExportedGraph:
+    return _lstm()
+
+
+LATEST_GRAPHS = {
+    depth_dilation_fires,
+    depth_dilation_quiet_hw,
+    rnn_config_fires,
+    rnn_config_quiet,
+    rnn_facts_unknown_fires,
+}
+
+
 CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
     # (check, graph, expected reason fragment, or None when the check must stay quiet)
-    (rules.NOT_A_CANDIDATE, not_a_candidate_fires, "c1: class Conv1d is not a quantizable type"),
+    (
+        rules.NOT_A_CANDIDATE,
+        not_a_candidate_fires,
+        "c1: class Conv1d is not a candidate in this mode (layer_types 'documented'); it would be one with --layer-types amct-latest",
+    ),
     (rules.NOT_A_CANDIDATE, not_a_candidate_functional, "makes Gemm"),
     (rules.NOT_A_CANDIDATE, not_a_candidate_quiet, None),
     (rules.NOT_EXECUTED, not_executed_fires, "fc_unused: no op of the graph belongs to it"),
@@ -172,6 +229,22 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
         "lm_head: weight 'wte.weight' is also read by Gather of wte",
     ),
     (rules.WEIGHT_USED_ELSEWHERE, not_executed_quiet, None),
+    (rules.MODULE_ALIASES, aliases_fire, "conv1: also registered as net.0; one layer under its first name"),
+    (rules.MODULE_ALIASES, small_cin_fires, None),
+    (rules.DEPTH_DILATION, depth_dilation_fires, "c3: dilation (2, 1, 1) along depth is 2 (must be 1)"),
+    (rules.DEPTH_DILATION, depth_dilation_quiet_hw, None),
+    (
+        rules.RNN_CONFIG,
+        rnn_config_fires,
+        "rnn: dropout = 0.25 (AMCT quantizes an LSTM only with num_layers 1",
+    ),
+    (rules.RNN_CONFIG, rnn_config_quiet, None),
+    (
+        rules.RNN_FACTS_UNKNOWN,
+        rnn_facts_unknown_fires,
+        "rnn: num_layers, dropout, proj_size could not be established",
+    ),
+    (rules.RNN_FACTS_UNKNOWN, rnn_config_quiet, None),
 ]
 
 
@@ -181,7 +254,7 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
     ids=[f"{c.code}-{m.__name__}" for c, m, _ in CASES],
 )
 def test_check(check: Check, make: Callable[[], ExportedGraph], expected: str | None) -> None:
-    found = findings(check, make())
+    found = findings(check, make(), ALL_TYPES if make in LATEST_GRAPHS else SUPPORTED_TYPES)
     if expected is None:
         assert found == []
     else:

@@ -26,6 +26,7 @@ from analyzer.validate import (
     DST_TYPE,
     DUPLICATE_KEY,
     EXCLUDED_LAYER,
+    INT4_UNPACKABLE,
     KINDS,
     NOT_QUANTIZABLE,
     SCHEMA,
@@ -416,6 +417,12 @@ MODEL_MISTAKES: dict[str, tuple[Callable[[dict[str, Any]], None], str, str, tupl
         "$.fc.retrain_weight_config.channel_wise",
         CHANNEL_WISE_LINEAR,
         ("Linear", "channel_wise must be false"),
+    ),
+    "int4-weight-on-odd-cin": (
+        lambda c: c["conv_in"]["retrain_weight_config"].__setitem__("dst_type", "INT4"),
+        "$.conv_in.retrain_weight_config.dst_type",
+        INT4_UNPACKABLE,
+        ("'conv_in'", "Cin = 3 is odd", "INT8"),
     ),
 }
 

@@ -18,6 +18,7 @@ from torch import nn
 from analyzer.api import analyze
 from analyzer.checks import run_checks
 from analyzer.layers import index_graph
+from analyzer.layertypes import SUPPORTED_TYPES
 from graph.build import build_graph
 from graph.export import ExportError, export_graph
 from graph.ir import ExportedGraph, NodeRecord
@@ -45,9 +46,11 @@ def exported(case: Case, exporter: str) -> ExportedGraph:
     return _exported(case.factory, case.shapes, exporter)
 
 
-def _findings(graph: ExportedGraph) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(layer, check code, ONNX op types named) of every finding: what each check concluded."""
-    index = index_graph(build_graph(graph))
+def _findings(
+    graph: ExportedGraph, types: tuple[str, ...] = SUPPORTED_TYPES
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(layer, check code, ONNX op types named) of every finding in the case's layer-type mode."""
+    index = index_graph(build_graph(graph), types)
     types = {data.get("onnx_name"): data.get("op_type") for _, data in index.graph.nodes(data=True)}
     return sorted(
         (f.layer or "", f.code, tuple(sorted(str(types.get(n)) for n in f.nodes))) for f in run_checks(index)
@@ -75,18 +78,22 @@ def test_reference_case_with_each_exporter(case: Case, exporter: str) -> None:
         pytest.skip("analyzer.simple_config is not available yet")
     graph = exported(case, exporter)
     assert graph.producer.exporter == exporter
-    simple = load_simple_config(case.cfg_path()) if case.cfg is not None else None  # type: ignore[misc]
+    simple = (
+        load_simple_config(case.cfg_path(), case.types())  # type: ignore[misc]
+        if case.cfg is not None
+        else None
+    )
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            analyze(graph, simple)
+            analyze(graph, simple, layer_types=case.layer_types)
         return
-    _report, text = analyze(graph, simple)
+    _report, text = analyze(graph, simple, layer_types=case.layer_types)
     assert text == case.golden_text()
 
 
 @pytest.mark.parametrize("case", _distinct_models(), ids=lambda c: c.name)
 def test_both_exporters_reach_the_same_findings(case: Case) -> None:
-    dynamo, torchscript = (_findings(exported(case, exporter)) for exporter in EXPORTERS)
+    dynamo, torchscript = (_findings(exported(case, exporter), case.types()) for exporter in EXPORTERS)
     # circular padding is Pad(wrap) under dynamo and Slice + Concat under TorchScript: same layer, same code
     assert [(layer, code) for layer, code, _ in dynamo] == [(layer, code) for layer, code, _ in torchscript]
 

@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 
 from analyzer import AnalysisError, ConfigError, QuantScopeError
 from analyzer.api import analyze, analyze_onnx
-from analyzer.resolve import QuantLayer
-from analyzer.simple_config import load_simple_config, parse_simple_config, resolve_simple
+from analyzer.resolve import QuantLayer, resolve_simple
+from analyzer.simple_config import load_simple_config, parse_simple_config
 from analyzer.validate import KINDS, validate_config
 from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, TensorRecord
 

@@ -107,7 +107,7 @@ CORPUS: dict[str, Expect] = {
     "mapping_nested_too_deep.json": _e("mapping", InputFileError, "too deeply"),
     "mapping_top_level_array.json": _e("mapping", InputFileError, "not a QuantScope mapping file"),
     "mapping_wrong_format.json": _e("mapping", InputFileError, "not a QuantScope mapping file"),
-    "mapping_wrong_version.json": _e("mapping", InputFileError, "version 99", "reads version 1"),
+    "mapping_wrong_version.json": _e("mapping", InputFileError, "version 99", "reads versions 1 and 2"),
     "mapping_schema_violation.json": _e(
         "mapping", InputFileError, "$.modules[1]", "'class_name'", "'colour'"
     ),

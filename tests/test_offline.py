@@ -89,11 +89,15 @@ def test_offline_config_is_the_library_config(
     out = tmp_path / "config.json"
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            create_quant_retrain_config_from_onnx(str(out), str(files.onnx_file), mapping, _cfg(case))
+            create_quant_retrain_config_from_onnx(
+                str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
+            )
         assert not out.exists()
         return
-    report = create_quant_retrain_config_from_onnx(str(out), str(files.onnx_file), mapping, _cfg(case))
-    assert out.read_text(encoding="utf-8") == case.golden_text()
+    report = create_quant_retrain_config_from_onnx(
+        str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
+    )
+    assert out.read_text(encoding="utf-8") == case.golden_text(metadata_only=not with_mapping)
     assert report.config_file == str(out)
 
 
@@ -447,7 +451,7 @@ def test_unreadable_files_are_input_errors(exports: Exports, tmp_path: Path) -> 
     ("edit", "needle"),
     [
         (lambda d: d.update(extra=1), "does not satisfy its schema"),
-        (lambda d: d.update(version=2), "version 2"),
+        (lambda d: d.update(version=3), "version 3"),
         (lambda d: d.update(format="other"), "not a QuantScope mapping file"),
         (lambda d: d["modules"][1].pop("torch_class"), "'torch_class' is a required property"),
         (lambda d: d["nodes"]["/conv/Conv"].update(module="ghost"), "does not list: '/conv/Conv'"),
@@ -489,6 +493,16 @@ SCHEMA_EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "module-empty-class": lambda d: d["modules"][0].update(class_name=""),
     "module-empty-torch-class": lambda d: d["modules"][0].update(torch_class=""),
     "module-parameter-int": lambda d: d["modules"][0].update(parameters=[1]),
+    "module-aliases-int": lambda d: d["modules"][0].update(aliases=[1]),
+    "module-aliases-repeated": lambda d: d["modules"][0].update(aliases=["a", "a"]),
+    "module-aliases-missing": lambda d: d["modules"][0].pop("aliases"),
+    "version-1-with-aliases": lambda d: d.update(version=1),
+    "version-1": lambda d: [
+        d.update(version=1),
+        *((m.pop("aliases"), m.pop("config")) for m in d["modules"]),
+    ],
+    "module-config-list": lambda d: d["modules"][0].update(config=[]),
+    "module-config-nested": lambda d: d["modules"][0].update(config={"a": [1]}),
     "modules-object": lambda d: d.update(modules={}),
     "node-empty-op": lambda d: _first(d, "nodes").update(op_type=""),
     "node-module-int": lambda d: _first(d, "nodes").update(module=3),
@@ -515,7 +529,7 @@ def test_quick_schema_check_never_passes_what_the_validator_refuses(
     valid = not list(schemas.validator(MAPPING_SCHEMA).iter_errors(data))
     quick = graph.mapping._fits_schema(data)
     assert quick == valid or (valid and not quick and edit is not SCHEMA_EDITS["unchanged"])
-    if edit is SCHEMA_EDITS["unchanged"] or edit is SCHEMA_EDITS["tied-pair"]:
+    if edit in (SCHEMA_EDITS["unchanged"], SCHEMA_EDITS["tied-pair"], SCHEMA_EDITS["version-1"]):
         assert quick
     assert graph.mapping.schema_errors(data) == sorted(
         f"{e.json_path}: {e.message}" for e in schemas.validator(MAPPING_SCHEMA).iter_errors(data)
@@ -546,6 +560,8 @@ def test_mapping_records_modules_nodes_parameters_ties_and_producer(exports: Exp
         "class_path": "torch.nn.modules.linear.Linear",
         "torch_class": "Linear",
         "parameters": ["fc_a.weight", "fc_a.bias"],
+        "aliases": [],
+        "config": {},
     }
     assert data["nodes"]["/fc_b/Gemm"] == {"op_type": "Gemm", "module": "fc_b"}
     assert data["initializers"]["fc_a.weight"] == {"dims": [16, 16], "params": ["fc_a.weight", "fc_b.weight"]}

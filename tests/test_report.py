@@ -59,11 +59,26 @@ EXPECTED_EXCLUDED: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "unused_linear": {"fc_unused": ("QS101", "not-executed", ("never called in forward",))},
     "unbatched_conv": {"conv_unbatched": ("QS105", "input-rank", ("unbatched",))},
     "cfg_simple_default": {},
+    "aliased_conv": {},
+    # layer_types="amct-latest" (SPEC section 9)
+    "a_conv1d": {},
+    "a_conv3d_dilation": {
+        "conv3d_d_dil": ("QS108", "depth-dilation", ("(2, 1, 1)", "along depth is 2")),
+        "conv3d_all_dil": ("QS108", "depth-dilation", ("(2, 2, 2)", "along depth is 2")),
+    },
+    "a_lstm": {},
+    "a_gru_bidirectional": {"rnn": ("QS109", "rnn-config", ("bidirectional = True",))},
+    "a_lstm_dropout_1layer": {"rnn": ("QS109", "rnn-config", ("dropout = 0.25",))},
+    "a_mix_all": {},
+    "a_convtranspose3d_absent": {},
+    "a_lstm_unbatched": {},
 }
 # Modules that are seen but are not candidates (SPEC section 2: the class name decides).
 EXPECTED_NOT_CANDIDATE: dict[str, set[str]] = {
     "multihead_attention": {"mha", "mha.out_proj"},
     "multihead_attention_distinct_qkv": {"mha", "mha.out_proj"},
+    "a_mix_all": {"up3d"},
+    "a_convtranspose3d_absent": {"up"},
 }
 # The cases whose call raises: the words the error must contain.
 EXPECTED_ERROR: dict[str, tuple[str, ...]] = {
@@ -84,6 +99,8 @@ WEIGHT_LAYER_CLASSES = (
     nn.ConvTranspose1d,
     nn.ConvTranspose2d,
     nn.ConvTranspose3d,
+    nn.LSTM,
+    nn.GRU,
 )
 
 
@@ -99,7 +116,9 @@ class _Outcomes:
             out = self.folder / f"{case.name}.json"
             cfg = case.cfg_path()
             try:
-                report = create_quant_retrain_config(str(out), case.model(), case.inputs(), cfg and str(cfg))
+                report = create_quant_retrain_config(
+                    str(out), case.model(), case.inputs(), cfg and str(cfg), layer_types=case.layer_types
+                )
                 self.done[case.name] = (report, out.read_text(encoding="utf-8"))
             except Exception as err:
                 self.done[case.name] = err

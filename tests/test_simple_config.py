@@ -20,13 +20,12 @@ from torch import nn
 
 from analyzer import ConfigError, NoQuantizableLayerError, Report, create_quant_retrain_config
 from analyzer.emit import render, schema_errors
-from analyzer.resolve import QuantLayer
+from analyzer.resolve import QuantLayer, resolve_simple
 from analyzer.simple_config import (
     AllLayersDisabledError,
     SimpleConfigSyntaxError,
     load_simple_config,
     parse_simple_config,
-    resolve_simple,
 )
 from tests.cases import CASES_BY_NAME
 

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from analyzer.emit import render, schema_errors
 from analyzer.errors import ConfigError
-from analyzer.resolve import QuantLayer
-from analyzer.simple_config import AllLayersDisabledError, parse_simple_config, resolve_simple
+from analyzer.resolve import QuantLayer, resolve_simple
+from analyzer.simple_config import AllLayersDisabledError, parse_simple_config
 
 TYPES = ("Linear", "Conv2d", "ConvTranspose2d")
 CHANNEL_WISE_DEFAULT = {"Linear": False, "Conv2d": True, "ConvTranspose2d": True}

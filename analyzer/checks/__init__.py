@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from analyzer.checks.base import Check, Finding, Severity
 from analyzer.checks.rules import (
+    DEPTH_DILATION,
     INPUT_RANK,
+    MODULE_ALIASES,
     NO_WEIGHT_OP,
     NOT_A_CANDIDATE,
     NOT_EXECUTED,
     PADDING_MODE,
     REUSED_MODULE,
+    RNN_CONFIG,
+    RNN_FACTS_UNKNOWN,
     SHARED_WEIGHT,
     SMALL_CIN_CHECK,
     TRANSPOSED_INPUT,
@@ -26,8 +30,12 @@ REGISTRY: tuple[Check, ...] = (
     INPUT_RANK,
     TRANSPOSED_INPUT,
     NO_WEIGHT_OP,
+    DEPTH_DILATION,
+    RNN_CONFIG,
     SMALL_CIN_CHECK,
     WEIGHT_USED_ELSEWHERE,
+    MODULE_ALIASES,
+    RNN_FACTS_UNKNOWN,
 )
 
 

@@ -9,20 +9,24 @@ from collections.abc import Iterator
 from typing import Any
 
 from analyzer.checks.base import Check, Finding, Severity
-from analyzer.layers import GraphIndex, Layer, LayerOp
-from analyzer.layertypes import CONV_TYPES, LAYER_TYPES, SMALL_CIN
+from analyzer.layers import GraphIndex, Layer, LayerOp, typed_ops
+from analyzer.layertypes import (
+    AMCT_LATEST,
+    CHECK_DEPTH_DILATION,
+    CHECK_INPUT_RANK,
+    CHECK_PADDING_MODE,
+    CHECK_RNN_CONFIG,
+    CHECK_SMALL_CIN,
+    LAYER_TYPE_TABLE,
+    SMALL_CIN,
+    applies,
+    mode_name,
+)
 from graph import keys
 from graph.build import TENSOR
 
 # ops that may sit inside a Conv2d's own scope in front of the Conv without changing what it computes
 _NEUTRAL_BEFORE_CONV = frozenset({"Constant", "Identity", "Cast", "Transpose", "Unsqueeze", "Squeeze"})
-
-
-def _typed_ops(layer: Layer) -> tuple[LayerOp, ...]:
-    """The layer's ops of the op types its class exports to (its weight-carrying calls)."""
-    assert layer.layer_type is not None
-    wanted = LAYER_TYPES[layer.layer_type].op_types
-    return tuple(op for op in layer.ops if op.op_type in wanted and op.weight is not None)
 
 
 def _names(ops: tuple[LayerOp, ...]) -> tuple[str, ...]:
@@ -34,9 +38,9 @@ def _candidates(index: GraphIndex) -> Iterator[Layer]:
 
 
 def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
-    """Quantizable ops made by a module that is not a Linear/Conv2d/ConvTranspose2d (a Conv1d, a functional
-    `F.linear` in a parent's forward, a subclass renamed like `NonDynamicallyQuantizableLinear`), or whose owner
-    cannot be established. AMCT decides by class name, so these never enter the config; the report lists them
+    """Quantizable ops made by a module that is not of a selected layer type (a Conv1d in the documented
+    mode, a functional `F.linear` in a parent's forward, a subclass renamed like
+    `NonDynamicallyQuantizableLinear`), or whose owner cannot be established. AMCT decides by class name, so these never enter the config; the report lists them
     so that no weight-carrying op goes unaccounted for."""
     for layer in index.layers:
         if layer.is_candidate:
@@ -44,7 +48,13 @@ def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
         kinds = sorted({op.op_type for op in layer.ops})
         if layer.class_name == keys.UNKNOWN_CLASS:
             why = "its class is not in the file and cannot be inferred (see inferred)"
-        elif layer.class_name in LAYER_TYPES:
+        elif layer.class_name in LAYER_TYPE_TABLE and layer.class_name not in index.selected:
+            # a type of the current AMCT (SPEC section 9) outside the selected set
+            why = (
+                f"class {layer.class_name} is not a candidate in this mode (layer_types "
+                f"{mode_name(index.selected)!r}); it would be one with --layer-types {AMCT_LATEST}"
+            )
+        elif layer.class_name in LAYER_TYPE_TABLE:
             why = f"class {layer.class_name} is not torch.nn.{layer.class_name}"
         elif layer.torch_class and layer.torch_class != layer.class_name:
             why = f"class {layer.class_name} (a {layer.torch_class} subclass with another name) is not a quantizable type"
@@ -79,13 +89,22 @@ def reused_module(index: GraphIndex) -> Iterator[Finding]:
     """A module called several times shares one weight and one set of quantization factors between call
     sites whose activations differ; AMCT does not support it (reused layer: shared weight and bias)."""
     for layer in _candidates(index):
-        ops = _typed_ops(layer)
-        if len(ops) > 1:
+        ops = typed_ops(layer)
+        # a multi-layer RNN may make one op per layer in one call; rnn-config excludes it for that
+        per_call = _known_int(index, layer.name, "num_layers") or 1
+        calls = -(-len(ops) // per_call)
+        if calls > 1:
             yield REUSED_MODULE.finding(
                 layer.name,
-                f"{layer.name}: called {len(ops)} times ({len(ops)} {ops[0].op_type} ops share its weight)",
+                f"{layer.name}: called {calls} times ({len(ops)} {ops[0].op_type} ops share its weight)",
                 _names(ops),
             )
+
+
+def _known_int(index: GraphIndex, name: str, fact: str) -> int | None:
+    info = index.modules.get(name)
+    value = info.fact(fact) if info is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _tied(index: GraphIndex, first: str, second: str) -> bool:
@@ -105,8 +124,8 @@ def shared_weight(index: GraphIndex) -> Iterator[Finding]:
     for layer in _candidates(index):
         others: set[str] = set()
         tensors = []
-        for op in _typed_ops(layer):
-            for tensor in (op.weight, op.bias):
+        for op in typed_ops(layer):
+            for tensor in (op.weight, op.bias, *op.more_weights):
                 if tensor is None:
                     continue
                 for node in index.weight_consumers.get(tensor, ()):
@@ -118,9 +137,15 @@ def shared_weight(index: GraphIndex) -> Iterator[Finding]:
                         tensors.append(tensor)
         if others:
             names = ", ".join(sorted(others))
+            assert layer.layer_type is not None
+            amct = ""
+            if LAYER_TYPE_TABLE[layer.layer_type].amct_keeps_shared and all(
+                index.by_name[o].layer_type == layer.layer_type for o in others
+            ):
+                amct = f" (AMCT 2be20daf keeps {layer.layer_type} layers that share a weight)"
             yield SHARED_WEIGHT.finding(
                 layer.name,
-                f"{layer.name}: weight {sorted(set(tensors))[0]!r} is shared with {names}",
+                f"{layer.name}: weight {sorted(set(tensors))[0]!r} is shared with {names}{amct}",
                 _names(layer.ops),
             )
 
@@ -164,9 +189,9 @@ def padding_mode(index: GraphIndex) -> Iterator[Finding]:
     or Slice/Concat ops inside its own scope; the quantized Conv would no longer be the whole layer."""
     graph = index.graph
     for layer in _candidates(index):
-        if layer.layer_type not in CONV_TYPES:
+        if not applies(layer.layer_type, CHECK_PADDING_MODE):
             continue
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             before = [n for n in _ops_before(index, layer, op) if not _neutral(graph.nodes[n])]
             if not before:
                 continue
@@ -191,24 +216,101 @@ def input_rank(index: GraphIndex) -> Iterator[Finding]:
     add and remove the batch axis itself (Unsqueeze/Squeeze in its scope), which the QAT wrapper does not."""
     graph = index.graph
     for layer in _candidates(index):
-        if layer.layer_type not in CONV_TYPES:
+        if not applies(layer.layer_type, CHECK_INPUT_RANK):
             continue
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             before = _ops_before(index, layer, op)
             if any(graph.nodes[n][keys.OP_TYPE] == "Unsqueeze" for n in before):
+                assert layer.layer_type is not None
+                shape = _BATCHED.get(LAYER_TYPE_TABLE[layer.layer_type].weight_rank, "(N, Cin, ...)")
                 yield INPUT_RANK.finding(
                     layer.name,
-                    f"{layer.name}: input is not (N, Cin, H, W) (unbatched input, Unsqueeze before {op.op_type})",
+                    f"{layer.name}: input is not {shape} (unbatched input, Unsqueeze before {op.op_type})",
                     (op.onnx_name,),
                 )
                 break
+
+
+_BATCHED = {3: "(N, Cin, L)", 4: "(N, Cin, H, W)", 5: "(N, Cin, D, H, W)"}
+
+
+def depth_dilation(index: GraphIndex) -> Iterator[Finding]:
+    """A Conv3d dilated along depth (`dilation[0] > 1`): AMCT's QAT Conv3d supports H/W dilation only, and
+    leaves such a layer out of its config."""
+    graph = index.graph
+    for layer in _candidates(index):
+        if not applies(layer.layer_type, CHECK_DEPTH_DILATION):
+            continue
+        for op in typed_ops(layer):
+            dilations = graph.nodes[op.node][keys.ATTRS].get("dilations")
+            if isinstance(dilations, tuple) and dilations and dilations[0] != 1:
+                yield DEPTH_DILATION.finding(
+                    layer.name,
+                    f"{layer.name}: dilation {dilations} along depth is {dilations[0]} (must be 1)",
+                    (op.onnx_name,),
+                )
+                break
+
+
+# (fact, the value AMCT requires) for an LSTM/GRU, SPEC section 9 rule 5
+_RNN_LIMITS = (("num_layers", 1), ("bidirectional", False), ("dropout", 0.0), ("proj_size", 0))
+
+
+def _rnn_facts(index: GraphIndex, layer: Layer) -> dict[str, Any]:
+    """The RNN facts of a layer: from the module table (the model or the mapping file), else what the graph
+    shows (an ONNX op's `direction`; one op per layer and direction)."""
+    info = index.modules.get(layer.name)
+    facts: dict[str, Any] = {name: info.fact(name) for name, _ in _RNN_LIMITS} if info else {}
+    ops = typed_ops(layer)
+    if facts.get("bidirectional") is None and ops:
+        direction = index.graph.nodes[ops[0].node][keys.ATTRS].get("direction")
+        facts["bidirectional"] = direction == "bidirectional"
+    return facts
+
+
+def rnn_config(index: GraphIndex) -> Iterator[Finding]:
+    """An LSTM/GRU that AMCT 2be20daf does not quantize: more than one layer, bidirectional, dropout (even
+    with one layer, where torch ignores it) or a projection (`proj_size`). batch_first, bias=False and an
+    initial state passed in make no difference."""
+    for layer in _candidates(index):
+        if not applies(layer.layer_type, CHECK_RNN_CONFIG):
+            continue
+        facts = _rnn_facts(index, layer)
+        wrong = [
+            f"{name} = {facts[name]!r}"
+            for name, allowed in _RNN_LIMITS
+            if facts.get(name) is not None and facts[name] != allowed
+        ]
+        if wrong:
+            yield RNN_CONFIG.finding(
+                layer.name,
+                f"{layer.name}: {', '.join(wrong)} (AMCT quantizes an {layer.layer_type} only with num_layers 1, "
+                "one direction, dropout 0 and proj_size 0)",
+                _names(typed_ops(layer)),
+            )
+
+
+def rnn_facts_unknown(index: GraphIndex) -> Iterator[Finding]:
+    """The graph cannot show an LSTM/GRU's dropout (nor, always, num_layers or proj_size); without the
+    module table of the model or its mapping file the rnn-config rule cannot be fully checked."""
+    for layer in _candidates(index):
+        if not applies(layer.layer_type, CHECK_RNN_CONFIG):
+            continue
+        facts = _rnn_facts(index, layer)
+        unknown = [name for name, _ in _RNN_LIMITS if facts.get(name) is None]
+        if unknown:
+            yield RNN_FACTS_UNKNOWN.finding(
+                layer.name,
+                f"{layer.name}: {', '.join(unknown)} could not be established (no mapping file); AMCT leaves "
+                f"the {layer.layer_type} out unless num_layers is 1, dropout 0 and proj_size 0",
+            )
 
 
 def transposed_input(index: GraphIndex) -> Iterator[Finding]:
     """A Gemm with transA = 1 multiplies a transposed activation; the quantized Linear assumes (N, in)."""
     graph = index.graph
     for layer in _candidates(index):
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             if op.op_type == "Gemm" and graph.nodes[op.node][keys.ATTRS].get("transA") == 1:
                 yield TRANSPOSED_INPUT.finding(
                     layer.name, f"{layer.name}: Gemm with transA=1 (transposed input)", (op.onnx_name,)
@@ -220,28 +322,23 @@ def no_weight_op(index: GraphIndex) -> Iterator[Finding]:
     """The module ran but made no op of the kind its class exports to with its own weight (its forward was
     replaced or it calls something else): there is no op to quantize for it."""
     for layer in _candidates(index):
-        if layer.scope and not _typed_ops(layer):
+        if layer.scope and not typed_ops(layer):
             assert layer.layer_type is not None
-            wanted = "/".join(LAYER_TYPES[layer.layer_type].op_types)
+            wanted = "/".join(LAYER_TYPE_TABLE[layer.layer_type].op_types)
             yield NO_WEIGHT_OP.finding(layer.name, f"{layer.name}: ran but made no {wanted} op with a weight")
 
 
 def small_cin(index: GraphIndex) -> Iterator[Finding]:
     """A conv with few input channels (Cin <= 16, e.g. the first conv of a CNN on RGB input) loses much
     accuracy when quantized; it stays in the config, but quantizing it is not recommended."""
-    graph = index.graph
     for layer in _candidates(index):
-        if layer.layer_type not in CONV_TYPES:
+        if not applies(layer.layer_type, CHECK_SMALL_CIN):
             continue
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             dims = op.weight_dims
-            if len(dims) < 2 or dims[0] is None or dims[1] is None:
+            if len(dims) < 2 or dims[0] is None or dims[1] is None or op.cin is None:
                 continue
-            if op.op_type == "Conv":
-                group = graph.nodes[op.node][keys.ATTRS].get("group") or 1
-                cin = int(dims[1]) * int(group) if isinstance(group, int) else int(dims[1])
-            else:
-                cin = int(dims[0])
+            cin = op.cin
             if cin <= SMALL_CIN:
                 yield SMALL_CIN_CHECK.finding(
                     layer.name,
@@ -257,7 +354,7 @@ def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
     graph = index.graph
     for layer in _candidates(index):
         own = {op.node for op in layer.ops}
-        for op in _typed_ops(layer):
+        for op in typed_ops(layer):
             if op.weight is None:
                 continue
             readers = []
@@ -276,6 +373,21 @@ def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
                 break
 
 
+def module_aliases(index: GraphIndex) -> Iterator[Finding]:
+    """The layer is registered under several names (kept as `self.conv1` and placed in a Sequential, as
+    weight-norm and TCN-style code does). It is one layer, named by its first `named_modules()` name, and
+    ops made under any name belong to it; AMCT 2be20daf leaves such a layer out of its config, so a config
+    from QuantScope quantizes a layer that AMCT's own would not."""
+    for layer in _candidates(index):
+        info = index.modules.get(layer.name)
+        if info is not None and info.aliases:
+            yield MODULE_ALIASES.finding(
+                layer.name,
+                f"{layer.name}: also registered as {', '.join(info.aliases)}; one layer under its first name "
+                "(AMCT 2be20daf leaves such a layer out of its config)",
+            )
+
+
 NOT_A_CANDIDATE = Check("QS001", "not-a-candidate", Severity.INFO, not_a_candidate)
 NOT_EXECUTED = Check("QS101", "not-executed", Severity.EXCLUDE, not_executed)
 REUSED_MODULE = Check("QS102", "reused-module", Severity.EXCLUDE, reused_module)
@@ -285,4 +397,8 @@ INPUT_RANK = Check("QS105", "input-rank", Severity.EXCLUDE, input_rank)
 TRANSPOSED_INPUT = Check("QS106", "transposed-input", Severity.EXCLUDE, transposed_input)
 NO_WEIGHT_OP = Check("QS107", "no-weight-op", Severity.EXCLUDE, no_weight_op)
 SMALL_CIN_CHECK = Check("QS201", "small-cin", Severity.ADVISORY, small_cin)
+DEPTH_DILATION = Check("QS108", "depth-dilation", Severity.EXCLUDE, depth_dilation)
+RNN_CONFIG = Check("QS109", "rnn-config", Severity.EXCLUDE, rnn_config)
+RNN_FACTS_UNKNOWN = Check("QS204", "rnn-facts-unknown", Severity.ADVISORY, rnn_facts_unknown)
 WEIGHT_USED_ELSEWHERE = Check("QS202", "weight-used-elsewhere", Severity.ADVISORY, weight_used_elsewhere)
+MODULE_ALIASES = Check("QS203", "module-aliases", Severity.ADVISORY, module_aliases)
