@@ -30,6 +30,8 @@ from graph.proto import default_opset, read_initializers, read_inputs, read_node
 from graph.torchscript import ScopeResolver, scope_of, unqualified_name
 
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+# recurrent ops: one op per LSTM/GRU module, its W/R/B built from the module's parameters inside its scope
+RNN_OPS = frozenset({"LSTM", "GRU"})
 # a parameter or buffer name: dotted, its last atom an identifier (`fc.weight`, `mha.in_proj_weight`);
 # graph inputs such as `input.1` end with a number, exporter names such as `onnx::Conv_12` have colons
 _PARAMETER = re.compile(r"^[A-Za-z_][\w]*(?:\.[\w]+)*\.[A-Za-z_]\w*$")
@@ -357,7 +359,7 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
     ops_of: dict[str, list[int]] = defaultdict(list)
     for index, node in enumerate(records):
         made_by = owners[index]
-        if made_by is not None and node.op_type in WEIGHT_OPS:
+        if made_by is not None and (node.op_type in WEIGHT_OPS or node.op_type in RNN_OPS):
             ops_of[made_by].append(index)
     classes: dict[str, str] = {}
     unresolved = {
@@ -369,6 +371,11 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
         kinds = sorted({records[i].op_type for i in indices})
         tensors = {weight_of.get(i) for i in indices}
         why = ""
+        if owner and owner not in parents and len(kinds) == 1 and kinds[0] in RNN_OPS:
+            # only an nn.LSTM/nn.GRU makes this op (its gates' weights are sliced and concatenated first)
+            classes[owner] = kinds[0]
+            inferences.append(Inference(owner, "class", kinds[0], f"from its {kinds[0]} op"))
+            continue
         if not owner:
             why = "the model itself makes it (a functional call in its forward)"
         elif owner in parents:

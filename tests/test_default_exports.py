@@ -142,6 +142,8 @@ def _case_entry(case: Case) -> Model:
 
 
 MODELS: dict[str, Model] = {case.name: _case_entry(case) for case in CASES}
+# the layer-type mode each model is analysed in (SPEC section 9), by the library call and offline alike
+MODES: dict[str, str] = {case.name: case.layer_types for case in CASES}
 # cases that share a model and inputs share its files (cfg_resnet18 is resnet18_hand with a simple config)
 SAME_FILES: dict[str, str] = {}
 for _case in CASES:
@@ -175,6 +177,14 @@ _ORDER = (
     "BatchNorm folding renamed the conv weights (onnx::Conv_N), so the file keeps no trace of the registration "
     "order; the node order is the call order, and this forward calls {} before {}"
 )
+_RNN_ORDER = (
+    "the LSTM/GRU gate weights are re-sliced into new tensors (onnx::LSTM_N), so the file keeps no trace of the "
+    "registration order; the node order is the call order, and this forward calls conv1d first and fc last"
+)
+_DROPOUT = (
+    "an LSTM's dropout is not in the graph: without the mapping file the single-layer LSTM with dropout 0.25 "
+    "is kept (the QS204 advisory says the fact could not be established), where AMCT leaves it out"
+)
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("resnet18_hand", "torchscript-default"): _ORDER.format("downsample", "conv1/conv2 of the first block"),
     ("cfg_resnet18", "torchscript-default"): _ORDER.format("downsample", "conv1/conv2 of the first block"),
@@ -190,13 +200,33 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("functional_conv", "torchscript-default"): (
         "F.conv2d in a leaf module's forward makes the same Conv node, in the same scope, as a Conv2d would"
     ),
+    ("a_mix_all", "torchscript-default"): _RNN_ORDER,
+    ("d_new_types_overrides", "torchscript-default"): _RNN_ORDER,
+    ("aliased_conv", "torchscript-default"): (
+        "the module registered as conv1 ran as net.conv1 (its other name, inside nn.Sequential); the file names "
+        "only the scope the call went through"
+    ),
+    ("a_lstm_dropout_1layer", "torchscript-default"): _DROPOUT,
+    ("a_lstm_dropout_1layer", "dynamo-default"): _DROPOUT,
     ("deep_copies", "dynamo-default"): (
         "the optimizer merged the equal-valued weights of the deep-copied layers into one initializer, which "
         "reads exactly like a tied parameter: the layers are excluded as sharing a weight"
     ),
 }
+# differences that no fact of the file can flag: what the file says is itself other than the model
+UNFLAGGED: dict[tuple[str, str], str] = {
+    ("aliased_conv", "dynamo-default"): (
+        "the module registered as conv1 ran as net.0 (its other name): the metadata names net.0 as the op's "
+        "module, and a weight read by another module's op is also what F.conv2d(x, self.conv1.weight) in a "
+        "parent looks like, so the alias cannot be told from the file"
+    ),
+}
 # QuantScope's own exports of the reference cases are compared with the golden files in tests/test_offline.py
 CASE_NAMES = frozenset(case.name for case in CASES)
+
+
+def _mode(name: str) -> str:
+    return MODES.get(name, "documented")
 
 
 class Files:
@@ -217,7 +247,9 @@ class Files:
             _, inputs, cfg, _ = MODELS[name]
             out = self.root / f"{name}-library.json"
             try:
-                create_quant_retrain_config(str(out), self.model(name), inputs(), str(cfg) if cfg else None)
+                create_quant_retrain_config(
+                    str(out), self.model(name), inputs(), str(cfg) if cfg else None, layer_types=_mode(name)
+                )
             except ValueError:
                 self._library[name] = None
             else:
@@ -261,7 +293,7 @@ def _offline(files: Files, name: str, kind: str, out: Path) -> tuple[Report | No
     cfg = MODELS[name][2]
     try:
         report = create_quant_retrain_config_from_onnx(
-            str(out), str(files.onnx(name, kind)), None, str(cfg) if cfg else None
+            str(out), str(files.onnx(name, kind)), None, str(cfg) if cfg else None, layer_types=_mode(name)
         )
     except ValueError as err:
         assert not out.exists()
@@ -283,6 +315,12 @@ def test_default_export_gives_the_library_bytes(name: str, kind: str, files: Fil
         pytest.skip("analyzer.simple_config is not available yet")
     expected = files.library(name)
     report, text, error = _offline(files, name, kind, tmp_path / "config.json")
+    if (name, kind) in UNFLAGGED:
+        # the config names the layer by its other name, with the very settings the library call gives it
+        assert text is not None and expected is not None and text != expected, error
+        library, offline = json.loads(expected), json.loads(text)
+        assert sorted(library.values(), key=json.dumps) == sorted(offline.values(), key=json.dumps)
+        return
     why = KNOWN_DIFFERENCES.get((name, kind))
     if why is None:
         assert text == expected, error or f"{name} from the {kind} file differs from the library call"
@@ -294,9 +332,11 @@ def test_default_export_gives_the_library_bytes(name: str, kind: str, files: Fil
     assert text != expected, f"{name}/{kind} is listed as differing ({why}) but gives the library bytes"
     assert report is not None and text is not None, error
     for layer in _differing(expected, text, report):
-        assert report.record(layer).inferred, f"{layer} differs from the library call and is not flagged"
-    assert report.inferred_layers > 0
-    assert report.summary_line().endswith(f"; {report.inferred_layers} layers rest on inferred facts")
+        record = report.record(layer)
+        unknown = any(a.code == "QS204" for a in record.advisories)  # facts reported as not established
+        assert record.inferred or unknown, f"{layer} differs from the library call and is not flagged"
+    if report.inferred_layers:
+        assert report.summary_line().endswith(f"; {report.inferred_layers} layers rest on inferred facts")
 
 
 def _differing(expected: str | None, text: str, report: Report) -> list[str]:
