@@ -21,6 +21,7 @@ from schemas.quick import conforms
 
 SCHEMA = schemas.load_schema(schemas.CONFIG_SCHEMA)
 VALIDATOR = schemas.validator(schemas.CONFIG_SCHEMA)
+RESERVED = frozenset(SCHEMA["properties"])  # top-level keys that are no layer names
 GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.json"))
 
 
@@ -68,7 +69,9 @@ _config = st.builds(
         **layers,
     },
     st.integers(min_value=1, max_value=2**31),
-    st.dictionaries(st.text(min_size=1, max_size=8), _layer, max_size=4),
+    st.dictionaries(
+        st.text(min_size=1, max_size=8).filter(lambda name: name not in RESERVED), _layer, max_size=4
+    ),
     st.booleans(),
 )
 # values that probe the edges of JSON Schema's type and equality rules
