@@ -428,7 +428,10 @@ def _record(
             decision=SKIPPED,
             code=None,
             check=None,
-            reason=f"{layer.name}: retrain_enable false, disabled by the simple config (skip lists)",
+            reason=(
+                f"{layer.name}: retrain_enable false, disabled by the simple config "
+                f"({' and '.join(setting.skipped_by) or 'skip lists'})"
+            ),
         )
     return LayerRecord(
         **common, decision=QUANTIZE, code=None, check=None, reason=_quantize_reason(layer, setting)

@@ -80,6 +80,8 @@ class LayerSetting:
     source: str = "default"  # "default", "global", "override_layer_types", "override_layer_configs"
     # set when the config asked INT4 weights of a layer that cannot be INT4-packed (SPEC 8): written as INT8
     downgraded: Int4Blocker | None = None
+    # the skip entries that disabled the layer (`skip_layers 'conv2'`, `skip_layer_types 'Conv2d'`)
+    skipped_by: tuple[str, ...] = ()
 
     @property
     def downgrade_reason(self) -> str | None:
@@ -276,7 +278,8 @@ def _resolve_layer(
     downgraded = None
     if weight.dst_type == "INT4" and layer.int4_blocker is not None:
         weight, downgraded = replace(weight, dst_type="INT8"), layer.int4_blocker
-    return LayerSetting(name, layer_type, enable, data, weight, source, downgraded), notes, problems
+    skips = () if enable else tuple(skipped_by)
+    return LayerSetting(name, layer_type, enable, data, weight, source, downgraded, skips), notes, problems
 
 
 def _dropped_global_notes(

@@ -77,12 +77,19 @@ class SimpleConfigSyntaxError(SimpleConfigError):
     """
 
     def __init__(
-        self, file_name: str, line: int | None, column: int | None, token: str | None, reason: str
+        self,
+        file_name: str,
+        line: int | None,
+        column: int | None,
+        token: str | None,
+        reason: str,
+        at_end: bool = False,
     ) -> None:
         self.line = line
         self.column = column
         self.token = token
-        where = f" (at {token!r})" if token else ""
+        self.at_end = at_end
+        where = " (end of file)" if at_end else f" (at {token!r})" if token else ""
         location = f"line {line}, column {column}: " if line is not None else ""
         super().__init__(file_name, [f"{location}{reason}{where}"])
 
@@ -254,10 +261,42 @@ def _syntax_error(err: text_format.ParseError, text: str, file_name: str) -> Sim
         # the parser quotes the whole line before some messages; the location and the token say it better
         for quoted in (f"'{lines[line - 1]}': ", f"'{lines[line - 1].strip()}': "):
             reason = reason.removeprefix(quoted)
+    reason = reason.removeprefix("'': ")  # the parser quotes the empty rest of the text at its end
     unknown = _NO_FIELD.search(str(err))
     if unknown:
         reason += _field_hint(unknown.group(1), unknown.group(2))
-    return SimpleConfigSyntaxError(file_name, line, column, _token_at(text, line, column), reason)
+    token = _token_at(text, line, column)
+    end = _end_of_file(text, line, column, token, reason)
+    if end is not None:
+        return SimpleConfigSyntaxError(file_name, line, end, None, reason, at_end=True)
+    return SimpleConfigSyntaxError(file_name, line, column, token, reason)
+
+
+def _end_of_file(
+    text: str, line: int | None, column: int | None, token: str | None, reason: str
+) -> int | None:
+    """The 1-based column just past the last token when the parser ran out of text (a missing `}` at the end),
+    else None. The parser reports such an error past the end of the line, or, for a message left open, at the
+    last token it read; any other token it points at is the culprit, whatever follows it."""
+    lines = text.splitlines()
+    if line is None or column is None or not 1 <= line <= len(lines):
+        return None
+    source = lines[line - 1]
+    if column > len(source):
+        rest_start = len(source)
+    elif token is not None and reason.startswith(('Expected "}".', 'Expected ">".')):
+        # a message still open: at the end of the text the parser points at the last token it read (any
+        # token it could still read there would be a field name or the closing brace, not this error)
+        start = source.find(token, column - 1)
+        if start < 0:
+            return None
+        rest_start = start + len(token)
+    else:
+        return None
+    rest = [source[rest_start:], *lines[line:]]
+    if any(part.split("#", 1)[0].strip() for part in rest):
+        return None
+    return rest_start + 1
 
 
 def _field_hint(full_type: str, field: str) -> str:

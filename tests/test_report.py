@@ -250,6 +250,9 @@ def test_simple_config_skips_and_notes_are_in_the_report(outcomes: _Outcomes) ->
     report, _config = outcomes.report(CASES_BY_NAME["cfg_simple"])
     assert set(report.skipped) == {"conv2", "up"}
     assert report.record("conv2").decision == SKIPPED
+    # by name or by type, and which entry
+    assert report.record("conv2").reason.endswith("disabled by the simple config (skip_layers 'conv2')")
+    assert report.record("up").reason.endswith("(skip_layer_types 'ConvTranspose2d')")
     for name in ("conv1", "fc"):
         notes = [a for a in report.record(name).advisories if a.code == "QS301"]
         assert notes and all(a.reason.startswith(f"{name}: ") for a in notes)

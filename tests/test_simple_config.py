@@ -278,6 +278,35 @@ def test_syntax_error_carries_line_column_and_token() -> None:
     assert "did you mean 'skip_layers'" in str(err).lower()
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("retrain_data_quant_config: { ulq_quantize: { dst_type: INT8 }", 1, 62),  # the last } is missing
+        ('batch_num: 2\nskip_layers: "a" skip_layers', 2, 29),  # a field name and no value
+        ("retrain_data_quant_config {\n  # a comment after the last token\n", 1, 28),
+    ],
+    ids=["missing-brace", "missing-colon", "comment-after"],
+)
+def test_syntax_error_at_the_end_of_the_file_says_so(text: str, line: int, column: int) -> None:
+    with pytest.raises(SimpleConfigSyntaxError) as info:
+        parse_simple_config(text, "q.cfg")
+    err = info.value
+    assert err.at_end and err.token is None
+    assert (err.line, err.column) == (line, column)
+    assert str(err).endswith("(end of file)") and "(at " not in str(err) and "'': " not in str(err)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["batch_num: 4 }", "batch_num: 4 x", 'skip_layers "a"'],
+    ids=["stray-brace", "unknown-field", "colon"],
+)
+def test_an_offending_last_token_is_not_the_end_of_the_file(text: str) -> None:
+    with pytest.raises(SimpleConfigSyntaxError) as info:
+        parse_simple_config(text, "q.cfg")
+    assert not info.value.at_end and "(at '" in str(info.value)
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read the simple config"):
         load_simple_config(tmp_path / "absent.cfg")
