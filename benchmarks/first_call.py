@@ -45,26 +45,16 @@ def bare_torchscript(model: Any, args: tuple[Any, ...], opset: int) -> None:
 
 
 def bare_export_of(model: Any, args: tuple[Any, ...], exporter: str) -> Any:
-    """The in-memory export the library call runs, with the same settings, and nothing else."""
+    """The in-memory export the library call runs, with the same settings, and nothing else (the dynamo side
+    through `torch.onnx.export`, which builds its registry anew where the library call reuses one)."""
     import torch
 
     from graph.export import OPSET
-    from graph.torchscript import OPSET as TORCHSCRIPT_OPSET
+    from graph.torchscript import analysis_export_bytes
 
     if exporter == "dynamo":
         return torch.onnx.export(model, args, dynamo=True, optimize=False, opset_version=OPSET, verbose=False)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model,
-        args,
-        buffer,  # type: ignore[arg-type]
-        dynamo=False,
-        opset_version=TORCHSCRIPT_OPSET,
-        export_params=False,
-        do_constant_folding=False,
-        keep_initializers_as_inputs=True,
-    )
-    return buffer
+    return analysis_export_bytes(model, args)
 
 
 def child(name: str, mode: str, opset: str = "11") -> dict[str, Any]:

@@ -250,6 +250,14 @@ def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold
             path = os.path.join(folder, "model.onnx")
             torch.onnx.export(model, args, path, dynamo=False, opset_version=OPSET, verbose=False)
             return onnx.load(path)
+    return onnx.load_from_string(analysis_export_bytes(model, args))
+
+
+def analysis_export_bytes(model: torch.nn.Module, args: tuple[Any, ...]) -> bytes:
+    """The TorchScript export the analysis reads, as serialized ONNX: no weight data, nothing folded or merged,
+    parameters as graph inputs under their `state_dict` names. Not silenced or locked (see `graph.exporting`)."""
+    import torch
+
     buffer = io.BytesIO()
     torch.onnx.export(
         model,
@@ -262,7 +270,7 @@ def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold
         do_constant_folding=False,
         keep_initializers_as_inputs=True,
     )
-    return onnx.load_from_string(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _producer(proto: Any, input_shapes: tuple[tuple[int | None, ...], ...]) -> Producer:
