@@ -9,8 +9,8 @@ Which exporter the library call tries first (`exporter_plan`): the TorchScript e
 traced forward pass and no fixed setup, unless the model lives on the meta device, its weights are large
 (the TorchScript exporter's shape inference copies them) or its example inputs are so large that the real
 forward pass would cost more than dynamo's trace with fake tensors (which imports onnxscript, builds an
-operator registry, reused within the process, and decomposes the whole program: about 2 s more on a
-ResNet-18). The other exporter is the fallback; both give the same config. Every export holds the
+operator registry, reused within the process, and decomposes the whole program: a warm ResNet-18 export
+takes 2.2-2.6 s against TorchScript's 1.2 s). The other exporter is the fallback; both give the same config. Every export holds the
 process-wide lock of `graph.exporting`.
 """
 
