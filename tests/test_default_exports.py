@@ -217,8 +217,8 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
 UNFLAGGED: dict[tuple[str, str], str] = {
     ("aliased_conv", "dynamo-default"): (
         "the module registered as conv1 ran as net.0 (its other name): the metadata names net.0 as the op's "
-        "module, and a weight read by another module's op is also what F.conv2d(x, self.conv1.weight) in a "
-        "parent looks like, so the alias cannot be told from the file"
+        "module and the Conv reads net.0.weight, the graph signature listing the parameters under both names; "
+        "a net.0 whose weights are tied to a conv1 that never ran looks the same, so the alias cannot be told"
     ),
 }
 # QuantScope's own exports of the reference cases are compared with the golden files in tests/test_offline.py
