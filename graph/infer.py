@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from graph.ir import ExportedGraph, Inference, NodeRecord, Producer, TensorRecord
+from graph.ir import ExportedGraph, Inference, NodeRecord, TensorRecord
 from graph.keys import UNKNOWN_CLASS
-from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
+from graph.proto import file_producer, read_initializers, read_inputs, read_nodes
 from graph.torchscript import ScopeResolver, scope_of, unqualified_name
 
 WEIGHT_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
@@ -483,14 +483,8 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
         TensorRecord(tensor.name, tensor.dims, (tensor.name,) if looks_like_parameter(tensor.name) else ())
         for tensor in (*initializers, *param_inputs)
     )
-    producer = Producer(
-        exporter="torchscript",
-        opset=default_opset(model),
-        torch_version=model.producer_version if model.producer_name == "pytorch" else None,
-        onnx_version=None,
-        producer_name=model.producer_name,
-        producer_version=model.producer_version,
-        input_shapes=tuple(t.dims for t in graph_inputs if t.name not in weights),
+    producer = file_producer(
+        model, "torchscript", tuple(t.dims for t in graph_inputs if t.name not in weights)
     )
     return ExportedGraph(
         nodes,

@@ -27,9 +27,9 @@ from typing import Any
 from graph.errors import GraphFileError
 from graph.files import ONNX_LIMIT, read_limited
 from graph.infer import assumed_ties, fuse_owners, graph_from_node_names
-from graph.ir import ExportedGraph, ModuleInfo, Producer, TensorRecord
+from graph.ir import ExportedGraph, ModuleInfo, TensorRecord
 from graph.mapping import apply_mapping, read_mapping
-from graph.proto import default_opset, metadata, read_initializers, read_inputs, read_nodes
+from graph.proto import default_opset, file_producer, metadata, read_initializers, read_inputs, read_nodes
 from graph.scopes import CLASS_HIERARCHY, NAME_SCOPES, _literal_list, dynamo_class_paths, dynamo_owner
 
 logger = logging.getLogger(__name__)
@@ -289,15 +289,7 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
         for tensor in read_initializers(graph)
     )
     inputs = read_inputs(graph)
-    producer = Producer(
-        exporter="dynamo",
-        opset=default_opset(model),
-        torch_version=model.producer_version if model.producer_name == "pytorch" else None,
-        onnx_version=None,
-        producer_name=model.producer_name,
-        producer_version=model.producer_version,
-        input_shapes=tuple(tensor.dims for tensor in inputs),
-    )
+    producer = file_producer(model, "dynamo", tuple(tensor.dims for tensor in inputs))
     unresolved = {owned[position].name: why for position, why in fused.unresolved.items()}
     inferences = (*fused.inferences, *assumed_ties(owned, (tensor.name for tensor in initializers)))
     return ExportedGraph(owned, initializers, inputs, modules, producer, None, inferences, unresolved)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from graph.ir import AttrValue, NodeRecord, TensorRecord
+from graph.ir import AttrValue, NodeRecord, Producer, TensorRecord
 
 # onnx.AttributeProto.AttributeType values (kept here so this module imports without onnx)
 _FLOAT, _INT, _STRING = 1, 2, 3
@@ -111,6 +111,19 @@ def default_opset(model: Any) -> int | None:
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
     return None
+
+
+def file_producer(model: Any, exporter: str, input_shapes: tuple[tuple[int | None, ...], ...]) -> Producer:
+    """The provenance a `ModelProto` read without its mapping file states of itself."""
+    return Producer(
+        exporter=exporter,
+        opset=default_opset(model),
+        torch_version=model.producer_version if model.producer_name == "pytorch" else None,
+        onnx_version=None,
+        producer_name=model.producer_name,
+        producer_version=model.producer_version,
+        input_shapes=input_shapes,
+    )
 
 
 def structure_digest(

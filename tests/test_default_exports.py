@@ -17,7 +17,6 @@ resting on inference (so a list entry that stops being true fails, as does an un
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import warnings
@@ -35,6 +34,7 @@ from graph.export import export_onnx
 from tests import architectures as arch
 from tests.cases import CASES, Case
 from tests.test_exporters import Collisions
+from tests.test_offline import DeepCopies
 
 try:
     import analyzer.simple_config  # noqa: F401
@@ -77,22 +77,6 @@ class WithFunctionalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mix(F.relu(self.stem(x)))
-
-
-class DeepCopies(nn.Module):
-    """Freshly deep-copied layers hold equal values: exporters that merge equal initializers make them
-    look like one tensor."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(16, 16)
-        self.fc2 = copy.deepcopy(self.fc1)
-        self.conv1 = nn.Conv2d(3, 8, 3)
-        self.conv2 = copy.deepcopy(nn.Conv2d(8, 8, 3))
-        self.conv3 = copy.deepcopy(self.conv2)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fc2(torch.relu(self.fc1(x))), self.conv3(self.conv2(self.conv1(y)))
 
 
 class RegisteredBackwards(nn.Module):
