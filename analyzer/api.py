@@ -128,21 +128,23 @@ def analyze(
     return report, text
 
 
+def _names_shown(names: Sequence[str], most: int = 5) -> str:
+    """The first `most` layer names of a log line, then "and N more"."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _log_downgrades(settings: Sequence[LayerSetting]) -> None:
     """One WARNING per kind of INT4 -> INT8 downgrade (odd Cin, grouped conv), naming the layers."""
-    most = 5
     for kind in INT4_PACK_KINDS:
         hit = [s for s in settings if s.downgraded is not None and s.downgraded.kind == kind]
         if not hit:
             continue
-        names = [s.name for s in hit]
-        shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
         logger.warning(
             "%s (%s) on %d layer(s): %s (e.g. %s)",
             DOWNGRADE_CHECK,
             kind,
-            len(names),
-            shown,
+            len(hit),
+            _names_shown([s.name for s in hit]),
             hit[0].downgrade_reason,
         )
 
@@ -153,7 +155,7 @@ def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]
         reasons = "; ".join(f.reason for found in excluded.values() for f in found)
         return f"no layer can be quantized ({reasons})"
     seen = [f"{layer.name or '<root>'} ({layer.class_name})" for layer in index.layers]
-    detail = f"; seen: {', '.join(seen[:10])}" + (f" and {len(seen) - 10} more" if len(seen) > 10 else "")
+    detail = f"; seen: {_names_shown(seen, 10)}"
     kinds = index.selected
     wanted = f"{', '.join(kinds[:-1])} or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
     return f"no layer can be quantized (no {wanted} module{detail if seen else ''})"
@@ -162,7 +164,6 @@ def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]
 def _log(report: Report) -> None:
     """One INFO summary line and one WARNING per advisory kind, instead of one message per layer."""
     logger.info("%s", report.summary_line())
-    most = 5  # layer names a line lists before "and N more"
     kinds: dict[str, list[str]] = defaultdict(list)
     reasons: dict[str, str] = {}
     for record in report.layers:
@@ -178,7 +179,7 @@ def _log(report: Report) -> None:
             kinds[note.check].append(note.layer or "<config>")
             reasons.setdefault(note.check, note.reason)
     for check, names in sorted(kinds.items()):
-        shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+        shown = _names_shown(names)
         logger.warning("%s on %d layer(s): %s (e.g. %s)", check, len(names), shown, reasons[check])
 
 

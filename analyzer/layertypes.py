@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graph.ir import WEIGHT_LAYER_CLASSES
+
 
 @dataclass(frozen=True, slots=True)
 class OpFacts:
@@ -216,21 +218,4 @@ def int4_blocker(cin: int | None, groups: int, hidden: int | None = None) -> Int
 SMALL_CIN = 16  # Cin at or below this: quantizing is not recommended for accuracy
 # torch classes of weight-carrying layers the report lists even when they are not candidates (a Conv1d,
 # a renamed Linear subclass), so that no such module goes unaccounted for
-REPORTED_TORCH_CLASSES = frozenset(
-    {
-        "Linear",
-        "Bilinear",
-        "Conv1d",
-        "Conv2d",
-        "Conv3d",
-        "ConvTranspose1d",
-        "ConvTranspose2d",
-        "ConvTranspose3d",
-        "LSTM",
-        "GRU",
-        "RNN",
-        "LSTMCell",
-        "GRUCell",
-        "RNNCell",
-    }
-)
+REPORTED_TORCH_CLASSES = frozenset(WEIGHT_LAYER_CLASSES)

@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graph.exporting import EXPORT_LOCK, exclusive_export
-from graph.ir import AttrValue, ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord
+from graph.ir import (
+    WEIGHT_LAYER_CLASSES,
+    AttrValue,
+    ExportedGraph,
+    ModuleInfo,
+    NodeRecord,
+    Producer,
+    TensorRecord,
+)
 from graph.mapping import default_mapping_path
 from graph.proto import node_keys
 from graph.scopes import dynamo_owner
@@ -47,20 +55,7 @@ EXPORTERS = ("dynamo", "torchscript")
 # torch.nn classes QuantScope recognises; the first one (in this order) that a module is an instance of is
 # recorded as its `torch_class`. Subclasses come before their bases.
 KNOWN_TORCH_CLASSES = (
-    "Linear",
-    "Bilinear",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    "LSTM",
-    "GRU",
-    "RNN",
-    "LSTMCell",
-    "GRUCell",
-    "RNNCell",
+    *WEIGHT_LAYER_CLASSES,
     "Embedding",
     "MultiheadAttention",
     "BatchNorm1d",

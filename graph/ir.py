@@ -13,6 +13,26 @@ from dataclasses import dataclass, field
 AttrValue = int | float | str | tuple[int, ...] | tuple[float, ...] | tuple[str, ...] | None
 
 
+# torch.nn classes whose modules carry a layer's weight: recorded as a module's `torch_class` (graph.export) and
+# listed by the report whether or not they are candidates (analyzer.layertypes), so none goes unaccounted for
+WEIGHT_LAYER_CLASSES = (
+    "Linear",
+    "Bilinear",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeRecord:
     """One ONNX op, with the torch module that produced it (its scope)."""
