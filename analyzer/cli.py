@@ -202,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(explain)
     _layer_types_option(explain)
     explain.add_argument(
-        "--format", choices=("text", "json"), default="text", help="report format (default: text)"
+        "--format",
+        choices=("text", "json", "html"),
+        default="text",
+        help="report format (default: text; html: one self-contained page, best written with -o)",
     )
     explain.add_argument(
         "-o", "--output", metavar="report", help="write the report to this file instead of stdout"
@@ -467,15 +470,16 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
     status = EXIT_OK
+    config_text: str | None  # the config the analysis would write: the layers' settings on the html page
     try:
-        report, _text = analyze_onnx(
+        report, config_text = analyze_onnx(
             onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
         )
     except NoQuantizableLayerError as err:
         if err.report is None:
             raise
         # nothing qualifies: the table of why is exactly what the user needs; the error line follows it
-        report = err.report
+        report, config_text = err.report, None
         print(f"quantscope: error: {err}", file=sys.stderr)
         status = EXIT_FINDINGS
     if args.annotate:
@@ -486,9 +490,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.output:
         from analyzer.emit import write_atomic
 
-        text = report.to_json() if args.format == "json" else report.to_text()
-        write_atomic(args.output, text + "\n")
+        if args.format == "html":
+            text = report.to_html(config_text, simple_config=simple, layer_types=args.layer_types)
+        else:
+            text = (report.to_json() if args.format == "json" else report.to_text()) + "\n"
+        write_atomic(args.output, text)
         _say(args, f"wrote {args.output}: {report.summary_line()}")
+    elif args.format == "html":
+        print(report.to_html(config_text, simple_config=simple, layer_types=args.layer_types), end="")
     elif args.format == "json":
         print(report.to_json())
     else:

@@ -9,6 +9,7 @@ form is described by `schemas/report.schema.json`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -257,6 +258,25 @@ class Report:
             color: colour the decision column and the headings with ANSI codes (for a terminal).
         """
         return "\n".join(_text_lines(self, color))
+
+    def to_html(
+        self,
+        config: str | Mapping[str, Any] | None = None,
+        *,
+        simple_config: str | os.PathLike[str] | None = None,
+        layer_types: Any = None,
+    ) -> str:
+        """One self-contained HTML page: the module tree with every decision, filters, search, per-layer details.
+
+        Args:
+            config: the config that was written (JSON text or object), whose entries show each layer's
+                settings; by default the file `config_file` names, when there is one.
+            simple_config: the simple config of the run (a path), shown with its contents.
+            layer_types: the layer-type mode of the run (`"documented"`, `"amct-latest"` or class names).
+        """
+        from analyzer.html import report_html
+
+        return report_html(self, config, simple_config, layer_types)
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
