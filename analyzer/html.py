@@ -271,7 +271,7 @@ def _notes_section(data: Mapping[str, Any]) -> Iterable[str]:
     yield f'<section id="qs-notes"><h2>Notes ({len(notes)})</h2><ul class="notes">'
     for note in notes:
         head = f"{note.get('code', '')} {note.get('check', '')}".strip()
-        yield f"<li><b>{escape(head)}</b> {escape(str(note.get('reason', '')))}</li>"
+        yield f"<li><strong>{escape(head)}</strong> {escape(str(note.get('reason', '')))}</li>"
     yield "</ul></section>"
 
 
@@ -328,7 +328,7 @@ def _style() -> str:
 
 
 _CSS = """
-*{box-sizing:border-box}
+*{box-sizing:border-box}[hidden]{display:none!important}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;background:#fff}
 header,section,nav,main{padding:0 20px}
 h1{font-size:20px;margin:16px 0 4px}h2{font-size:16px;margin:14px 0 6px}
@@ -623,12 +623,10 @@ _SCRIPT = r"""
     status.textContent = active ? "showing " + shown + " of " + layers.length + " layers" : layers.length + " layers";
     status.dataset.shown = String(shown);
   }
-  let pending = 0;
-  function later() { if (!pending) pending = requestAnimationFrame(function () { pending = 0; apply(); }); }
   for (const b of boxes) b.addEventListener("change", apply);
   codeSel.addEventListener("change", apply);
   classSel.addEventListener("change", apply);
-  search.addEventListener("input", later);
+  search.addEventListener("input", apply);
   function setAll(open) {
     for (const d of tree.querySelectorAll("details.block")) d.open = open;
     top.open = true;
