@@ -355,7 +355,7 @@ details.block>summary .label{font-weight:600;font-family:ui-monospace,SFMono-Reg
 details.block>summary .total{color:#57606a;margin-right:8px}
 details.block>summary .badge{margin-right:4px}
 .body{margin-left:14px;border-left:1px dotted #d0d7de;padding-left:8px}
-.row{display:grid;grid-template-columns:minmax(9em,max-content) minmax(8em,16em) minmax(7em,12em) 5.5em minmax(0,1fr);gap:10px;align-items:baseline;padding:2px 6px;border-left:4px solid transparent;cursor:pointer;border-radius:2px}
+.row{content-visibility:auto;contain-intrinsic-size:auto 24px;display:grid;grid-template-columns:minmax(9em,max-content) minmax(8em,16em) minmax(7em,12em) 5.5em minmax(0,1fr);gap:10px;align-items:baseline;padding:2px 6px;border-left:4px solid transparent;cursor:pointer;border-radius:2px}
 .row:hover,.row:focus{background:#f6f8fa;outline:none}
 .row.open{background:#eef4ff}
 .row .name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}

@@ -2,6 +2,7 @@
 
     python -m benchmarks.child meta <1B|7B|70B> <library|export|file>
     python -m benchmarks.child memory <model> <cold|warm>
+    python -m benchmarks.child html <1B|7B|70B> <page.html>
 
 Each prints one JSON line with its figures.
 """
@@ -132,9 +133,26 @@ def memory(name: str, mode: str) -> dict[str, Any]:
     }
 
 
+def html(shape_name: str, page: str) -> dict[str, Any]:
+    """The library call on a Llama-shaped meta model, then its HTML report written to `page`, timed."""
+    import torch
+
+    from analyzer import create_quant_retrain_config
+    from benchmarks.html_page import write_page
+    from benchmarks.models import LLAMA_SHAPES, llama, llama_inputs
+
+    quiet_logs()
+    shape = LLAMA_SHAPES[shape_name]
+    with torch.device("meta"):
+        model, ids = llama(shape), llama_inputs(shape)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = create_quant_retrain_config(Path(tmp) / "config.json", model, ids)
+        return {"shape": shape_name, **write_page(report, Path(page))}
+
+
 def main(argv: list[str]) -> int:
     task, *args = argv
-    tasks = {"meta": meta, "memory": memory}
+    tasks = {"meta": meta, "memory": memory, "html": html}
     child_output(tasks[task](*args))
     return 0
 

@@ -300,6 +300,37 @@ def memory_section(data: dict[str, Any]) -> str:
     return title + "\n" + table(headers, rows) + "\n" + note
 
 
+def html_section(data: dict[str, Any]) -> str:
+    rows = []
+    for row in data["rows"]:
+        seen = row.get("browser")
+        rows.append(
+            (
+                row["page"],
+                f"{row['layers']:,}",
+                _ms(row["to_html_s"]),
+                _ms(row["write_s"]),
+                f"{row['bytes'] / MB:.2f} MB",
+                *(
+                    (_ms(seen["load_s"]), _ms(seen["search_s"]), _ms(seen["filter_s"]), _ms(seen["expand_s"]))
+                    if seen
+                    else ("-", "-", "-", "-")
+                ),
+            )
+        )
+    title = (
+        f"HTML report (`Report.to_html()`, medians of {data['repeats']}; in headless Chromium, medians of "
+        f"{data['browser_repeats']} loads; target: a {data['target_layers']:,}-layer page "
+        f"<= {data['target_bytes'] / MB:.0f} MB)"
+    )
+    headers = ("page", "layers", "to_html", "write", "size", "load", "search", "filter", "expand all")
+    note = (
+        "load: navigation start to the end of the load event (the page's script has built the whole tree); "
+        "search, filter (quantize off), expand all: the handler and the layout it causes"
+    )
+    return title + "\n" + table(headers, rows) + "\n" + note
+
+
 def targets(sections: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(target, limit, measured, verdict) for every target of the sections that ran."""
     out = []
@@ -385,6 +416,20 @@ def targets(sections: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _ok(worst["warm_extra_fraction"] <= data["target_fraction"]),
             )
         )
+    if "html" in sections:
+        data = sections["html"]
+        row = min(
+            (row for row in data["rows"] if row["layers"] >= data["target_layers"]),
+            key=lambda row: row["layers"],
+        )
+        out.append(
+            (
+                f"HTML report of {row['layers']:,} layers, size",
+                f"<= {data['target_bytes'] / MB:.0f} MB",
+                f"{row['bytes'] / MB:.2f} MB",
+                _ok(row["bytes"] <= data["target_bytes"]),
+            )
+        )
     return out
 
 
@@ -394,6 +439,7 @@ SECTIONS = {
     "offline": offline_section,
     "huge": huge_section,
     "memory": memory_section,
+    "html": html_section,
 }
 
 
