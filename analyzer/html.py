@@ -348,7 +348,7 @@ pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;backgroun
 .controls .count{color:#1f2328;font-variant-numeric:tabular-nums}
 .status{color:#57606a;margin-left:auto}
 .badge{display:inline-block;border:1px solid;border-radius:10px;padding:0 7px;font-size:12px;white-space:nowrap;background:#fff}
-details.block{margin:2px 0 2px 0}
+details.block{margin:2px 0;content-visibility:auto;contain-intrinsic-size:auto 26px}
 details.block>summary{cursor:pointer;padding:3px 4px;border-radius:4px;list-style-position:outside;margin-left:14px}
 details.block>summary:hover{background:#f6f8fa}
 details.block>summary .label{font-weight:600;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;margin-right:8px}
@@ -414,10 +414,11 @@ _SCRIPT = r"""
   }
 
   // the module tree: a node per dotted prefix of a layer name; records hang on the node of their name
-  function node(label, full, depth) {
-    return { label: label, full: full, depth: depth, children: new Map(), items: [], block: null, counts: {} };
+  function node(label, full, depth, parent) {
+    return { label: label, full: full, depth: depth, parent: parent, children: new Map(), items: [], block: null,
+      built: false, any: true, counts: {} };
   }
-  const root = node("model", "", 0);
+  const root = node("model", "", 0, null);
   layers.forEach(function (rec, index) {
     let at = root;
     const name = String(rec.name);
@@ -426,11 +427,11 @@ _SCRIPT = r"""
       for (const part of name.split(".")) {
         full = full === "" ? part : full + "." + part;
         let next = at.children.get(part);
-        if (!next) { next = node(part, full, at.depth + 1); at.children.set(part, next); }
+        if (!next) { next = node(part, full, at.depth + 1, at); at.children.set(part, next); }
         at = next;
       }
     }
-    at.items.push({ rec: rec, index: index, row: null, detail: null });
+    at.items.push({ rec: rec, index: index, node: at, ok: true, row: null, detail: null });
   });
 
   function count(n) {
@@ -547,7 +548,9 @@ _SCRIPT = r"""
     }
     return s;
   }
-  function build(n, parent) {
+  let active = false; // a filter or the search narrows what is shown
+  // a block's rows are made when it is first opened, so that a large model's page loads at once
+  function fill(n, parent) {
     for (const child of n.children.values()) {
       if (child.children.size === 0) {
         for (const item of child.items) parent.appendChild(row(item, child.label));
@@ -556,15 +559,26 @@ _SCRIPT = r"""
       const block = el("details", "block");
       block.dataset.path = child.full;
       block.title = child.full;
-      block.open = openAll || child.depth <= 1;
       block.appendChild(summaryOf(child));
-      const body = el("div", "body");
-      for (const item of child.items) body.appendChild(row(item, "(" + child.label + " itself)"));
-      build(child, body);
-      block.appendChild(body);
+      block.addEventListener("toggle", function () { if (block.open) build(child); });
       child.block = block;
       parent.appendChild(block);
+      if (openAll || child.depth <= 1) { build(child); block.open = true; }
     }
+  }
+  function build(n) {
+    if (n.built) return;
+    n.built = true;
+    const body = el("div", "body");
+    for (const item of n.items) body.appendChild(row(item, n === root ? "<root>" : "(" + n.label + " itself)"));
+    fill(n, body);
+    n.block.appendChild(body);
+    paint(n);
+  }
+  function open(n) {
+    const chain = [];
+    for (let p = n; p; p = p.parent) chain.unshift(p);
+    for (const p of chain) { if (p.block) { build(p); p.block.open = true; } }
   }
   const tree = document.getElementById("qs-tree");
   const top = el("details", "block");
@@ -572,12 +586,9 @@ _SCRIPT = r"""
   top.dataset.path = "";
   top.open = true;
   top.appendChild(summaryOf(root));
-  const topBody = el("div", "body");
-  for (const item of root.items) topBody.appendChild(row(item, "<root>"));
-  build(root, topBody);
-  top.appendChild(topBody);
   root.block = top;
   tree.appendChild(top);
+  build(root);
   const empty = el("p", "empty", "No layer matches the filters.");
   empty.id = "qs-empty";
   empty.hidden = true;
@@ -589,11 +600,27 @@ _SCRIPT = r"""
   const classSel = document.getElementById("qs-class");
   const search = document.getElementById("qs-search");
   const status = document.getElementById("qs-status");
+  function show(item) {
+    if (!item.row) return;
+    item.row.hidden = !item.ok;
+    if (item.detail) item.detail.hidden = !item.ok;
+  }
+  // what the filters leave shown, on the rows and blocks made so far; a block with matches opens
+  function paint(n) {
+    for (const item of n.items) show(item);
+    for (const child of n.children.values()) {
+      if (child.children.size === 0) { for (const item of child.items) show(item); continue; }
+      if (!child.block) continue;
+      child.block.hidden = !child.any;
+      if (active && child.any) { child.block.open = true; if (!child.built) { build(child); continue; } }
+      if (child.built) paint(child);
+    }
+  }
   function apply() {
     const allowed = new Set(boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; }));
     const code = codeSel.value, cls = classSel.value;
     const q = search.value.trim().toLowerCase();
-    const active = q !== "" || code !== "" || cls !== "" || allowed.size < boxes.length;
+    active = q !== "" || code !== "" || cls !== "" || allowed.size < boxes.length;
     let shown = 0;
     function matches(rec) {
       if (!allowed.has(rec.decision)) return false;
@@ -602,23 +629,15 @@ _SCRIPT = r"""
       const name = rec.name === "" ? "<root>" : String(rec.name);
       return q === "" || name.toLowerCase().includes(q);
     }
-    function walk(n) {
+    function compute(n) {
       let any = false;
-      for (const item of n.items) {
-        const ok = matches(item.rec);
-        item.row.hidden = !ok;
-        if (item.detail) item.detail.hidden = !ok;
-        if (ok) { any = true; shown++; }
-      }
-      for (const child of n.children.values()) if (walk(child)) any = true;
-      if (n.block) {
-        n.block.hidden = !any;
-        if (active && any) n.block.open = true;
-      }
+      for (const item of n.items) { item.ok = matches(item.rec); if (item.ok) { any = true; shown++; } }
+      for (const child of n.children.values()) if (compute(child)) any = true;
+      n.any = any;
       return any;
     }
-    walk(root);
-    root.block.hidden = false;
+    compute(root);
+    paint(root);
     empty.hidden = shown !== 0;
     status.textContent = active ? "showing " + shown + " of " + layers.length + " layers" : layers.length + " layers";
     status.dataset.shown = String(shown);
@@ -627,12 +646,19 @@ _SCRIPT = r"""
   codeSel.addEventListener("change", apply);
   classSel.addEventListener("change", apply);
   search.addEventListener("input", apply);
-  function setAll(open) {
-    for (const d of tree.querySelectorAll("details.block")) d.open = open;
-    top.open = true;
+  function expand(n) {
+    for (const child of n.children.values()) {
+      if (!child.block) continue;
+      build(child);
+      child.block.open = true;
+      expand(child);
+    }
   }
-  document.getElementById("qs-expand").addEventListener("click", function () { setAll(true); });
-  document.getElementById("qs-collapse").addEventListener("click", function () { setAll(false); });
+  document.getElementById("qs-expand").addEventListener("click", function () { expand(root); });
+  document.getElementById("qs-collapse").addEventListener("click", function () {
+    for (const d of tree.querySelectorAll("details.block")) d.open = false;
+    top.open = true;
+  });
 
   // a group member that is a layer of the report leads to its row
   const byName = new Map();
@@ -644,8 +670,8 @@ _SCRIPT = r"""
     button.addEventListener("click", function () {
       const item = byName.get(button.dataset.layer);
       if (!item) return;
-      for (let p = item.row.parentElement; p; p = p.parentElement) if (p.tagName === "DETAILS") p.open = true;
-      if (item.row.hidden) { for (const b of boxes) b.checked = true; codeSel.value = ""; classSel.value = ""; search.value = ""; apply(); }
+      if (!item.ok) { for (const b of boxes) b.checked = true; codeSel.value = ""; classSel.value = ""; search.value = ""; apply(); }
+      open(item.node.children.size === 0 ? item.node.parent : item.node);
       if (!item.detail) toggle(item);
       item.row.scrollIntoView({ block: "center" });
       item.row.classList.remove("flash"); void item.row.offsetWidth; item.row.classList.add("flash");

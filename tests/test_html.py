@@ -169,23 +169,36 @@ def test_decision_colours_follow_the_terminal_table() -> None:
         assert css in page
 
 
-def test_a_thousand_layer_page_stays_under_2_mb() -> None:
-    """A Llama-shaped report (1,001 layers, every layer's settings and ONNX node names) fits in 2 MB."""
+_PROJECTIONS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
+
+
+def _llama_report(blocks: int = 143) -> Report:
+    """A Llama-shaped report: seven projections per decoder layer and the head (1,002 layers by default);
+    the first projection of every tenth layer is skipped by config, to have something to filter."""
     layers = [
-        _record(f"model.layers.{i}.{part}", QUANTIZE, class_name="Linear")
-        for i in range(143)
-        for part in (
-            "self_attn.q_proj",
-            "self_attn.k_proj",
-            "self_attn.v_proj",
-            "self_attn.o_proj",
-            "mlp.gate_proj",
-            "mlp.up_proj",
-            "mlp.down_proj",
+        _record(
+            f"model.layers.{i}.{part}",
+            SKIPPED if i % 10 == 0 and part == _PROJECTIONS[0] else QUANTIZE,
+            class_name="Linear",
         )
+        for i in range(blocks)
+        for part in _PROJECTIONS
     ]
     layers.append(_record("lm_head", QUANTIZE, class_name="Linear"))
-    report = Report(tuple(layers), (), Producer("dynamo", 18))
+    return Report(tuple(layers), (), Producer("dynamo", 18))
+
+
+def test_a_thousand_layer_page_stays_under_2_mb() -> None:
+    """A 1,002-layer report, with every layer's settings and ONNX node names, fits in 2 MB."""
+    report = _llama_report()
     assert len(report.layers) == 1002
     page = report.to_html(_mixed_config(report)).encode("utf-8")
     assert len(_payload(page.decode())["settings"]) == 1002
@@ -493,6 +506,39 @@ def test_distill_groups_are_chains_that_lead_to_their_layers(chromium: Any, tmp_
         "return Array.from(box.querySelectorAll('dt')).find(d => d.textContent === 'group').nextElementSibling.textContent;"
     )
     assert group == "#2: blocks.0.conv \u2192 head"
+
+
+@needs_browser
+def test_a_large_model_page_shows_what_the_filters_find(chromium: Any, tmp_path: Path) -> None:
+    """The blocks of a 1,002-layer page are filled when opened; search, filters and groups still reach every layer."""
+    from selenium.webdriver.common.by import By
+
+    report = _llama_report()
+    deep = ["model.layers.137.self_attn.v_proj", "model.layers.137.self_attn.o_proj", "lm_head"]
+    data = {**report.to_dict(), "kind": "distill", "groups": [deep]}
+    console = _open(chromium, render_page(data, _mixed_config(report)), tmp_path)
+    assert [e for e in console if e["level"] == "SEVERE"] == []
+    root = chromium.execute_script(
+        "return Array.from(document.querySelectorAll('#qs-root > summary .badge'))"
+        ".map(b => [b.dataset.decision, Number(b.dataset.count)]);"
+    )
+    assert dict(root) == {d: n for d, n in report.summary["decisions"].items() if n}
+    search = chromium.find_element(By.ID, "qs-search")
+    search.send_keys("layers.77.mlp")
+    assert sorted(_visible(chromium)) == [
+        f"model.layers.77.mlp.{p}" for p in ("down_proj", "gate_proj", "up_proj")
+    ]
+    search.clear()
+    chromium.execute_script("document.getElementById('qs-search').dispatchEvent(new Event('input'))")
+    chromium.find_element(By.CSS_SELECTOR, f'input[name="decision"][value="{QUANTIZE}"]').click()
+    assert sorted(_visible(chromium)) == sorted(r.name for r in report.layers if r.decision == SKIPPED)
+    assert len(report.skipped) == 15
+    chromium.find_element(By.CSS_SELECTOR, f'input[name="decision"][value="{QUANTIZE}"]').click()
+    chromium.find_element(By.ID, "qs-collapse").click()
+    chromium.find_element(By.CSS_SELECTOR, f'button.chain-node[data-layer="{deep[0]}"]').click()
+    assert deep[0] in _visible(chromium)
+    chromium.find_element(By.ID, "qs-expand").click()
+    assert sorted(_visible(chromium)) == sorted(r.name for r in report.layers)
 
 
 def test_counts_of_the_mixed_report() -> None:
