@@ -496,9 +496,11 @@ _SCRIPT = r"""
     field(dl, "decision", badge(rec.decision));
     if (rec.code) field(dl, "check", rec.code + " " + (rec.check || ""));
     field(dl, "reason", rec.reason);
-    let text = "not in the config";
-    if (!DATA.has_config) text = "no config given";
-    let value = text;
+    let value = "no config given";
+    if (DATA.has_config) {
+      value = rec.decision === "excluded" ? "not in the config: an excluded layer is left out of it"
+        : rec.decision === "not a candidate" ? "not in the config: not a candidate" : "not in the config";
+    }
     if (Object.prototype.hasOwnProperty.call(settings, rec.name)) {
       value = el("pre", null, JSON.stringify(settings[rec.name], null, 2));
     }

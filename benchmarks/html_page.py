@@ -3,9 +3,9 @@
 Pages: the Llama-2-70B-shaped model on the meta device (the library call in a fresh process, then
 `Report.to_html()` and the write), and synthetic dynamo-shaped graphs of 1,000 and 10,000 Linear layers
 (benchmarks/synthetic.py, analysed offline). In the browser (when Debian's chromium and chromium-driver are
-installed): the time from navigation to the end of the load event (parsing, the data read and the whole tree
-built by the page's script), then the time of a search, of a decision filter and of "expand all", each with
-the layout it causes.
+installed): the time from navigation to the end of the load event (parsing, the data read and the tree's open
+blocks built by the page's script), then the time of a search, of a decision filter and of "expand all" (which
+fills every block), each with the layout it causes.
 """
 
 from __future__ import annotations

@@ -325,7 +325,8 @@ def html_section(data: dict[str, Any]) -> str:
     )
     headers = ("page", "layers", "to_html", "write", "size", "load", "search", "filter", "expand all")
     note = (
-        "load: navigation start to the end of the load event (the page's script has built the whole tree); "
+        "load: navigation start to the end of the load event (the page's script has read the data and built the "
+        "tree's open blocks; the others are filled when opened); "
         "search, filter (quantize off), expand all: the handler and the layout it causes"
     )
     return title + "\n" + table(headers, rows) + "\n" + note
