@@ -467,6 +467,7 @@ _SCRIPT = r"""
     r.appendChild(el("span", "code", code));
     r.appendChild(el("span", "reason", local(rec.reason, rec.name)));
     r.title = rec.name === "" ? "<root>" : rec.name;
+    r.dataset.name = rec.name;
     r.addEventListener("click", function () { toggle(item); });
     r.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); toggle(item); }

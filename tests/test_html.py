@@ -73,6 +73,9 @@ def _record(name: str, decision: str, class_name: str = "Conv2d", **extra: Any) 
 def _mixed_report() -> Report:
     """Every decision, advisories, inferred facts, nested blocks, and hostile strings from the 'model'."""
     layers = (
+        _record(
+            "", NOT_CANDIDATE, class_name="Net", reason="<root>: a functional F.linear in the root's forward"
+        ),
         _record("stem", QUANTIZE, advisories=(Advisory("QS201", "small-cin", "stem: Cin = 3 <= 16"),)),
         _record("blocks.0.conv", QUANTIZE),
         _record("blocks.0.proj", EXCLUDED),
@@ -342,7 +345,7 @@ def _open(driver: Any, page: str, folder: Path, name: str = "report.html") -> li
 _VISIBLE = """
 return Array.from(document.querySelectorAll('#qs-tree .row'))
   .filter(r => r.getClientRects().length > 0)
-  .map(r => r.title);
+  .map(r => r.dataset.name);
 """
 
 
@@ -470,7 +473,7 @@ def test_hostile_names_stay_text(chromium: Any, tmp_path: Path) -> None:
             for (const b of document.querySelectorAll('button.chain-node')) b.click();
             return {pwned: typeof window.__qsPwned, scripts: document.scripts.length,
                     images: document.images.length,
-                    names: Array.from(document.querySelectorAll('#qs-tree .row')).map(r => r.title),
+                    names: Array.from(document.querySelectorAll('#qs-tree .row')).map(r => r.dataset.name),
                     text: document.body.textContent,
                     facts: document.getElementById('qs-facts').textContent};
             """
@@ -492,6 +495,10 @@ def test_distill_groups_are_chains_that_lead_to_their_layers(chromium: Any, tmp_
         "kind": "distill",
         "groups": [["stem", "stem_bn", "relu"], ["blocks.0.conv", "head"]],
     }
+    # a field the page does not know (a distillation record's own) is shown too
+    for layer in data["layers"]:
+        if layer["name"] == "blocks.0.conv":
+            layer["group_reason"] = "a unit: conv, then head"
     _open(chromium, render_page(data), tmp_path)
     chains = chromium.execute_script(
         "return Array.from(document.querySelectorAll('#qs-groups .chain'))"
@@ -506,6 +513,11 @@ def test_distill_groups_are_chains_that_lead_to_their_layers(chromium: Any, tmp_
         "return Array.from(box.querySelectorAll('dt')).find(d => d.textContent === 'group').nextElementSibling.textContent;"
     )
     assert group == "#2: blocks.0.conv \u2192 head"
+    own = chromium.execute_script(
+        "const box = document.querySelector('.row[title=\"blocks.0.conv\"]').nextElementSibling;"
+        "return Array.from(box.querySelectorAll('dt')).find(d => d.textContent === 'group reason').nextElementSibling.textContent;"
+    )
+    assert own == "a unit: conv, then head"
 
 
 @needs_browser
