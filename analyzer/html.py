@@ -355,7 +355,7 @@ details.block>summary .label{font-weight:600;font-family:ui-monospace,SFMono-Reg
 details.block>summary .total{color:#57606a;margin-right:8px}
 details.block>summary .badge{margin-right:4px}
 .body{margin-left:14px;border-left:1px dotted #d0d7de;padding-left:8px}
-.row{content-visibility:auto;contain-intrinsic-size:auto 24px;display:grid;grid-template-columns:minmax(9em,max-content) minmax(8em,16em) minmax(7em,12em) 5.5em minmax(0,1fr);gap:10px;align-items:baseline;padding:2px 6px;border-left:4px solid transparent;cursor:pointer;border-radius:2px}
+.row{content-visibility:auto;contain-intrinsic-size:auto 24px;display:grid;grid-template-columns:max(7em,calc(17em - var(--nest,1) * 23px)) 15em 10.5em 5.5em minmax(0,1fr);gap:10px;align-items:baseline;padding:2px 6px;border-left:4px solid transparent;cursor:pointer;border-radius:2px}
 .row:hover,.row:focus{background:#f6f8fa;outline:none}
 .row.open{background:#eef4ff}
 .row .name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
@@ -453,6 +453,10 @@ _SCRIPT = r"""
     const rec = item.rec;
     const d = DEC[rec.decision];
     const r = el("div", "row " + (d ? d.slug : ""));
+    // the name column narrows by each level of indentation (23px: a body's margin, border and padding),
+    // so that the other columns line up across the tree
+    const n = item.node;
+    r.style.setProperty("--nest", String(n === root ? 1 : n.children.size === 0 ? n.depth : n.depth + 1));
     r.tabIndex = 0;
     r.setAttribute("role", "button");
     r.setAttribute("aria-expanded", "false");

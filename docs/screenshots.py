@@ -19,7 +19,13 @@ from tests import browser  # noqa: E402
 
 SHOTS = (
     # (factory, input shape or None, layer whose details are opened, PNG, window height)
-    (str(ROOT / "analyzer" / "example.py") + ":example_model", None, "conv1", "report-resnet18.png", 1150),
+    (
+        str(ROOT / "analyzer" / "example.py") + ":example_model",
+        None,
+        "layer1.0.conv1",
+        "report-resnet18.png",
+        1150,
+    ),
     (
         str(ROOT / "examples" / "example_net.py") + ":build",
         "1,3,32,32",
