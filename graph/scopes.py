@@ -29,7 +29,10 @@ def _literal_list(text: str | None) -> tuple[str, ...] | None:
         return None
     if text.startswith("['") and text.endswith("']") and len(text) >= 4:
         inner = text[2:-2]
-        if "\\" not in inner and '"' not in inner and "'" not in inner.replace(_SEPARATOR, ""):
+        # a repr escapes what is not printable (a raw newline ends a literal early), so only printable text
+        # without quotes or backslashes reads the same split as evaluated
+        plain = "\\" not in inner and '"' not in inner and inner.isprintable()
+        if plain and "'" not in inner.replace(_SEPARATOR, ""):
             return tuple(inner.split(_SEPARATOR))
     try:
         value = ast.literal_eval(text)
