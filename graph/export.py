@@ -62,6 +62,7 @@ KNOWN_TORCH_CLASSES = (
     "BatchNorm2d",
     "BatchNorm3d",
     "LayerNorm",
+    "AvgPool2d",  # a calibration-config candidate (SPEC 10.2)
 )
 
 # constructor facts of the RNN modules that the graph does not show (dropout) or not always (num_layers,

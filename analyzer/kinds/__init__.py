@@ -7,9 +7,10 @@ A new kind is a module with its row and its few own functions, added to `KINDS`;
 from __future__ import annotations
 
 from analyzer.kinds.base import Analysis, Generated, Kind, LayerOutcome
+from analyzer.kinds.ptq import PTQ
 from analyzer.kinds.retrain import RETRAIN
 
-KINDS: dict[str, Kind] = {row.name: row for row in (RETRAIN,)}
+KINDS: dict[str, Kind] = {row.name: row for row in (RETRAIN, PTQ)}
 DEFAULT_KIND = RETRAIN.name
 
 
