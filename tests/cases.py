@@ -580,6 +580,26 @@ class Case:
             **dict(self.arguments),
         )
 
+    def options(self) -> dict[str, Any]:
+        """The `options` the case's call hands its kind's generator."""
+        if self.kind != "ptq":
+            return dict(self.arguments)
+        from analyzer.kinds import ptq
+
+        given = dict(self.arguments)
+        return ptq.options(
+            given.get("skip_layers"), given.get("batch_num", 1), given.get("activation_offset", True)
+        )
+
+    def analyze(self, graph: Any) -> tuple[Report, str]:
+        """The analysis of an exported graph (`graph.ir.ExportedGraph`) as the case's call runs it."""
+        from analyzer.api import analyze
+        from analyzer.kinds import kind_of
+
+        path = self.cfg_path()
+        simple = kind_of(self.kind).load_simple(path, self.types()) if path is not None else None
+        return analyze(graph, simple, layer_types=self.layer_types, kind=self.kind, options=self.options())
+
     def call_offline(self, config_file: str, onnx_file: str, mapping_file: str | None) -> Report:
         """The case's offline call on an exported file (with its mapping file or without)."""
         from analyzer import create_quant_config_from_onnx, create_quant_retrain_config_from_onnx
@@ -767,3 +787,4 @@ PTQ_CASES: tuple[Case, ...] = (
     _ptq("e_pc_override_type_bad", PtqBasic, PTQ_BASIC, cfg=True, error=True),
 )
 PTQ_CASES_BY_NAME = {case.name: case for case in PTQ_CASES}
+ALL_CASES = CASES + PTQ_CASES
