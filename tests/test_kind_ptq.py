@@ -493,3 +493,88 @@ def test_offline_call_checks_argument_types(tmp_path: Path) -> None:
 
 def test_models_of_the_cases_are_distinct_factories() -> None:
     assert PTQ_CASES_BY_NAME["pc_hfmg"].factory is PtqMixed
+
+
+# ------------------------------------------------------------------------------------ the CLI (--kind ptq)
+
+
+@pytest.fixture(scope="module")
+def basic_files(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("ptq_cli")
+    return export_onnx(BASIC.model(), BASIC.inputs(), folder / "basic.onnx")
+
+
+def test_cli_generate_writes_the_library_bytes(basic_files: Any, tmp_path: Path) -> None:
+    from analyzer.cli import main
+
+    onnx_file = str(basic_files.onnx_file)
+    out = tmp_path / "p.json"
+    assert main(["generate", onnx_file, "--kind", "ptq", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == BASIC.golden_text()
+    skipped = PTQ_CASES_BY_NAME["p_skip_layers"]
+    assert main(["generate", onnx_file, "--kind", "ptq", "--skip-layers", "conv2,pool", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == skipped.golden_text()
+    floats = PTQ_CASES_BY_NAME["pc_ifmr_floats"]
+    cfg = str(floats.cfg_path())
+    assert main(["generate", onnx_file, "--kind", "ptq", "--simple-config", cfg, "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == floats.golden_text()
+
+
+def test_cli_refuses_ptq_arguments_without_the_kind(
+    basic_files: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.cli import main
+
+    assert (
+        main(["generate", str(basic_files.onnx_file), "--batch-num", "2", "-o", str(tmp_path / "c.json")])
+        == 2
+    )
+    assert "--batch-num: the arguments of create_quant_config; add --kind ptq" in capsys.readouterr().err
+    args = [
+        "generate",
+        str(basic_files.onnx_file),
+        "--kind",
+        "ptq",
+        "--layer-types",
+        "amct-latest",
+        "-o",
+        "x.json",
+    ]
+    assert main(args) == 2
+    assert "--layer-types applies to --kind retrain only" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_cli_explain_and_validate_a_hand_edited_ptq_config(
+    basic_files: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.cli import main
+
+    onnx_file = str(basic_files.onnx_file)
+    assert main(["explain", onnx_file, "--kind", "ptq", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["kind"] == "ptq"
+    assert {r["name"]: r["decision"] for r in document["layers"]}["pool"] == "quantize"
+
+    good = tmp_path / "good.json"
+    good.write_text(BASIC.golden_text(), encoding="utf-8")
+    assert main(["validate", str(good), "--kind", "ptq", "--onnx", onnx_file]) == 0
+    capsys.readouterr()
+
+    edited = json.loads(BASIC.golden_text())
+    edited["fc"]["weight_quant_params"]["channel_wise"] = True
+    edited["conv"]["weight_quant_params"]["num_bits"] = 6  # fine: a Conv2d
+    edited["pool"]["weight_quant_params"]["num_bits"] = 7
+    edited["relu"] = edited["conv"]
+    edited["conv2"]["activation_quant_params"]["act_algo"] = "magic"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(edited), encoding="utf-8")
+    assert main(["validate", str(bad), "--kind", "ptq", "--onnx", onnx_file]) == 1
+    out = capsys.readouterr().out
+    assert "$.fc.weight_quant_params.channel_wise: channel-wise-linear: layer 'fc' is a Linear" in out
+    assert "$.pool.weight_quant_params.num_bits: weight-bits" in out
+    assert "$.relu: unknown-layer: no quantizable layer named 'relu'" in out
+    assert "$.conv2.activation_quant_params: schema" in out
+    assert "$.conv.weight_quant_params" not in out
+    # the retrain schema refuses a calibration config: the kind matters
+    assert main(["validate", str(good)]) == 1
