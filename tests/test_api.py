@@ -37,6 +37,9 @@ def test_public_surface_is_pinned() -> None:
         "OutputError",
         "QuantScopeError",
         "Report",
+        "UnsupportedModelError",
+        "create_quant_config",
+        "create_quant_config_from_onnx",
         "create_quant_retrain_config",
         "create_quant_retrain_config_from_onnx",
     ]
