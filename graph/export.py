@@ -478,7 +478,7 @@ def export_onnx(
     input_data: Any,
     onnx_file: str | os.PathLike[str],
     mapping_file: str | os.PathLike[str] | None = None,
-    exporter: str = "dynamo",
+    exporter: str | None = None,
 ) -> OnnxExport:
     """Export `model` to an ONNX file plus the mapping file the offline analysis reads.
 
@@ -500,8 +500,9 @@ def export_onnx(
             the model is on the meta device, tensor inputs are moved to meta (CPU inputs are accepted).
         onnx_file: where the ONNX file is written (an existing one is replaced; folders are created).
         mapping_file: where the mapping is written; None for the default beside the ONNX file.
-        exporter: "dynamo" (default, module scopes in the node metadata too) or "torchscript" (the exporter's
-            usual settings, as AMCT and older tools export: BatchNorm folded, equal initializers merged).
+        exporter: "dynamo" (module scopes in the node metadata too) or "torchscript" (the exporter's
+            usual settings, as AMCT and older tools export: BatchNorm folded, equal initializers merged); None
+            (the default) for dynamo where this torch has it (torch >= 2.5 with onnxscript), else torchscript.
 
     Returns:
         The paths written.
@@ -510,7 +511,7 @@ def export_onnx(
         TypeError: an argument has the wrong type.
         ValueError: `exporter` is not "dynamo" or "torchscript".
         ExporterUnavailableError: `exporter` is "dynamo" and this torch has none (before torch 2.5, or
-            without onnxscript): pass exporter="torchscript".
+            without onnxscript).
         ExportError: the export failed (the exporter's error is chained).
         OSError: a file cannot be written; an existing ONNX or mapping file is then left as it was.
     """
@@ -525,12 +526,12 @@ def export_onnx(
     for value, argument, optional in ((onnx_file, "onnx_file", False), (mapping_file, "mapping_file", True)):
         if not (isinstance(value, (str, os.PathLike)) or (optional and value is None)):
             raise TypeError(f"{argument} must be str or os.PathLike, got {type(value).__name__}")
+    if exporter is None:
+        exporter = default_file_exporter()
     if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)} or None, got {exporter!r}")
     if exporter == "dynamo":
-        require_dynamo(
-            "export_onnx(exporter='dynamo'), the default (exporter='torchscript' runs on every torch),"
-        )
+        require_dynamo("export_onnx(exporter='dynamo') (exporter='torchscript' runs on every torch)")
 
     onnx_path = Path(onnx_file)
     mapping_path = Path(mapping_file) if mapping_file is not None else default_mapping_path(onnx_path)
@@ -557,6 +558,12 @@ def export_onnx(
     saved = read_model(onnx_path)
     write_mapping(mapping_path, build_mapping(graph, saved, onnx_path.name))
     return OnnxExport(onnx_path, data_path, mapping_path, exporter)
+
+
+def default_file_exporter() -> str:
+    """The exporter of `export_onnx` when none is asked for: dynamo (its file carries the module scopes and
+    analyses without a mapping) where this torch has it, else TorchScript."""
+    return "dynamo" if torch_exporters().dynamo_missing is None else "torchscript"
 
 
 def _export_for_file(

@@ -34,6 +34,7 @@ from analyzer.validate import (
     UNKNOWN_LAYER,
 )
 from tests.cases import GOLDEN
+from tests.torch_support import FILE_EXPORTER
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("demo", "export", "generate", "explain", "validate")
@@ -178,7 +179,8 @@ def exported(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Expo
     folder = tmp_path_factory.mktemp("exported")
     onnx_file = folder / "net.onnx"
     spec = f"{models_dir / 'cli_models.py'}:build"
-    assert main(["export", spec, "--input-shape", "1,3,16,16", "-o", str(onnx_file)]) == 0
+    exporter = ["--exporter", FILE_EXPORTER]  # dynamo, the default, where torch has it
+    assert main(["export", spec, "--input-shape", "1,3,16,16", "-o", str(onnx_file), *exporter]) == 0
     config = folder / "net_config.json"
     assert main(["generate", str(onnx_file), "-o", str(config)]) == 0
     return Exported(onnx_file, folder / "net.mapping.json", config)
