@@ -34,7 +34,6 @@ from analyzer.validate import (
     UNKNOWN_LAYER,
 )
 from tests.cases import GOLDEN
-from tests.torch_support import FILE_EXPORTER
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ("demo", "export", "generate", "explain", "validate")
@@ -179,8 +178,7 @@ def exported(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Expo
     folder = tmp_path_factory.mktemp("exported")
     onnx_file = folder / "net.onnx"
     spec = f"{models_dir / 'cli_models.py'}:build"
-    exporter = ["--exporter", FILE_EXPORTER]  # dynamo, the default, where torch has it
-    assert main(["export", spec, "--input-shape", "1,3,16,16", "-o", str(onnx_file), *exporter]) == 0
+    assert main(["export", spec, "--input-shape", "1,3,16,16", "-o", str(onnx_file)]) == 0
     config = folder / "net_config.json"
     assert main(["generate", str(onnx_file), "-o", str(config)]) == 0
     return Exported(onnx_file, folder / "net.mapping.json", config)
@@ -669,6 +667,7 @@ def test_explain_annotate_writes_a_weight_free_annotated_graph(
 
 
 @needs_offline
+@pytest.mark.needs_dynamo
 def test_explain_a_torchscript_export_with_its_mapping(
     exported: Exported, models_dir: Path, tmp_path: Path, cli: Callable[..., Run]
 ) -> None:

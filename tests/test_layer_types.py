@@ -28,7 +28,6 @@ from analyzer.resolve import QuantLayer, resolve_simple
 from analyzer.simple_config import parse_simple_config
 from graph.export import export_graph
 from tests.cases import CASES_BY_NAME, GOLDEN, LATEST_CASES, MIX_SHAPES, Case, MixAll
-from tests.torch_support import FILE_EXPORTER
 
 EXPORTERS = ("dynamo", "torchscript")
 LATEST = "amct-latest"
@@ -311,8 +310,7 @@ def test_cli_end_to_end_with_every_type(tmp_path: Path, capsys: pytest.CaptureFi
     )
     onnx_file = tmp_path / "mix.onnx"
     shapes = [arg for shape in MIX_SHAPES for arg in ("--input-shape", ",".join(map(str, shape)))]
-    exporter = ["--exporter", FILE_EXPORTER]  # dynamo, the default, where torch has it
-    assert main(["export", f"{models}:MixAll", *shapes, "-o", str(onnx_file), *exporter]) == 0
+    assert main(["export", f"{models}:MixAll", *shapes, "-o", str(onnx_file)]) == 0
     config = tmp_path / "config.json"
     assert main(["generate", str(onnx_file), "-o", str(config), "--layer-types", LATEST]) == 0
     assert config.read_text(encoding="utf-8") == (GOLDEN / "a_mix_all.json").read_text(encoding="utf-8")

@@ -9,8 +9,6 @@ from graph.capabilities import torch_exporters
 
 # pass to a direct torch.onnx.export call for the TorchScript exporter: dynamo=False where torch takes it
 TORCHSCRIPT = torch_exporters().torchscript_arguments()
-# the exporter a test that only needs some ONNX file of the model exports with
-FILE_EXPORTER = "dynamo" if torch_exporters().dynamo_missing is None else "torchscript"
 
 
 def dynamo_skip_reason() -> str | None:
