@@ -242,6 +242,13 @@ CONFIG_ERRORS = [
         "common_config { arq_quantize { channel_wise: true } }",
         "The channel_wise must be False for layer type AvgPool2d in layer pool",
     ),
+    # QuantScope's own: a value that is no JSON number
+    ("nan-step", _ifmr("search_step: nan"), "search_step must be a finite number, got nan in layer conv"),
+    (
+        "inf-range",
+        _ifmr("search_range_end: inf"),
+        "search_range_end must be a finite number, got inf in layer conv",
+    ),
     # the order: the first failing check is the error
     (
         "order-dup-first",
