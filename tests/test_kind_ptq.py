@@ -585,3 +585,31 @@ def test_cli_explain_and_validate_a_hand_edited_ptq_config(
     assert "$.conv.weight_quant_params" not in out
     # the retrain schema refuses a calibration config: the kind matters
     assert main(["validate", str(good)]) == 1
+
+
+def test_a_distributed_data_parallel_is_not_unwrapped(tmp_path: Path) -> None:
+    """SPEC 10.1: unlike the retrain call, AMCT's create_quant_config keeps the DDP wrapper: `module.<name>`."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        inner = BASIC.model()
+        wrapped = nn.parallel.DistributedDataParallel(inner)
+        report = create_quant_config(
+            str(tmp_path / "c.json"), wrapped, BASIC.inputs(), skip_layers=["module.pool"]
+        )
+    finally:
+        dist.destroy_process_group()
+    config = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    expected = json.loads(PTQ_CASES_BY_NAME["p_skip_layers"].golden_text())
+    expected["conv2"]["quant_enable"] = True
+    assert config == {
+        key if key in ptq.TOP_LEVEL_KEYS else f"module.{key}": value for key, value in expected.items()
+    }
+    assert report.record("module.pool").decision == SKIPPED
+    assert [name for name, _ in inner.named_modules()][:2] == ["", "fc"]  # the model is not changed
