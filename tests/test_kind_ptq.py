@@ -613,3 +613,25 @@ def test_a_distributed_data_parallel_is_not_unwrapped(tmp_path: Path) -> None:
     }
     assert report.record("module.pool").decision == SKIPPED
     assert [name for name, _ in inner.named_modules()][:2] == ["", "fc"]  # the model is not changed
+
+
+def test_top_level_keys_in_amct_order_with_every_global_set() -> None:
+    cfg = 'fakequant_precision_mode: FORCE_FP16_QUANT do_fusion: false batch_num: 3 skip_fusion_layers: "c3"'
+    _report, config = _run(cfg)
+    top = [key for key in config if key in ptq.TOP_LEVEL_KEYS]
+    assert top == [
+        "version",
+        "batch_num",
+        "activation_offset",
+        "do_fusion",
+        "fakequant_precision_mode",
+        "skip_fusion_layers",
+    ]
+    assert (config["do_fusion"], config["batch_num"], config["skip_fusion_layers"]) == (False, 3, ["c3"])
+
+
+def test_an_empty_file_is_the_default_call_and_a_later_oneof_member_wins() -> None:
+    assert _run("")[1] == _run(None)[1]
+    report, config = _run("common_config { ifmr_quantize { } hfmg_quantize { num_of_bins: 2048 } }")
+    assert config["conv"]["activation_quant_params"]["act_algo"] == "hfmg"
+    assert any("hfmg_quantize and ifmr_quantize are both given" in n.reason for n in report.notes)
