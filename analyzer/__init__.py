@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from analyzer.api import create_quant_retrain_config, create_quant_retrain_config_from_onnx
+from analyzer.api import (
+    create_quant_config,
+    create_quant_config_from_onnx,
+    create_quant_retrain_config,
+    create_quant_retrain_config_from_onnx,
+)
 from analyzer.errors import (
     AnalysisError,
     ArgumentTypeError,
@@ -12,6 +17,7 @@ from analyzer.errors import (
     NoQuantizableLayerError,
     OutputError,
     QuantScopeError,
+    UnsupportedModelError,
 )
 from analyzer.report import LayerRecord, Report
 
@@ -26,6 +32,9 @@ __all__ = [
     "OutputError",
     "QuantScopeError",
     "Report",
+    "UnsupportedModelError",
+    "create_quant_config",
+    "create_quant_config_from_onnx",
     "create_quant_retrain_config",
     "create_quant_retrain_config_from_onnx",
 ]

@@ -1,7 +1,9 @@
-"""The public calls: the AMCT-compatible `create_quant_retrain_config` and its offline twin.
+"""The public calls: the AMCT-compatible library calls and their offline twins, one pipeline for every kind.
 
-Both run one pipeline: an `ExportedGraph` (from torch, or from an ONNX file + mapping) -> networkx graph ->
-checks -> resolution with the simple config -> schema-validated JSON written atomically, plus the report.
+Every call runs the same steps: an `ExportedGraph` (from torch, or from an ONNX file + mapping) -> networkx
+graph -> checks -> the kind's generator (`analyzer.kinds`: resolution with its simple config, its JSON layout)
+-> schema-validated JSON written atomically, plus the report. A call is a thin wrapper: its own argument
+checks, then `run_call` (library) or `write_from_onnx` (offline) with its kind's row.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from analyzer.checks import Finding, Severity, run_checks
-from analyzer.emit import render, write_atomic
+from analyzer.checks import run_checks
+from analyzer.emit import write_atomic
 from analyzer.errors import (
     AnalysisError,
     ArgumentTypeError,
@@ -23,24 +25,15 @@ from analyzer.errors import (
     InputFileError,
     NoQuantizableLayerError,
     QuantScopeError,
+    UnsupportedModelError,
 )
-from analyzer.layers import GraphIndex, index_graph, layer_int4_blocker
-from analyzer.layertypes import DOCUMENTED, INT4_PACK_KINDS, SUPPORTED_TYPES, select_types
-from analyzer.report import (
-    CONFIG_NOTE_CODE,
-    DOWNGRADE_CHECK,
-    DOWNGRADE_CODE,
-    QUANTIZE,
-    Report,
-    build_report,
-    excluding_findings,
-)
-from analyzer.resolve import LayerSetting, QuantLayer, resolve
+from analyzer.kinds import DEFAULT_KIND, Analysis, Kind, kind_of
+from analyzer.kinds.base import names_shown
+from analyzer.layers import index_graph
+from analyzer.layertypes import DOCUMENTED
+from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from graph.build import build_graph, paused_gc
 from graph.ir import ExportedGraph
-
-if TYPE_CHECKING:
-    from analyzer.simple_config import SimpleConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,119 +50,77 @@ def _check_path(value: Any, argument: str, optional: bool = False) -> None:
         raise ArgumentTypeError(f"{argument} must be {expected} of a text path, got a bytes path")
 
 
-def _load_simple(
-    config_defination: PathArg | None, types: tuple[str, ...] = SUPPORTED_TYPES
-) -> SimpleConfig | None:
+def _types(row: Kind, layer_types: Any) -> tuple[str, ...]:
+    """The candidate types of a call of kind `row` (its fixed set when it takes no `layer_types`)."""
+    return row.select_types(layer_types if row.takes_layer_types else None)
+
+
+def _load_simple(row: Kind, config_defination: PathArg | None, types: tuple[str, ...]) -> Any:
     if config_defination is None:
         return None
-    from analyzer.simple_config import load_simple_config
-
-    return load_simple_config(config_defination, types)
-
-
-def layer_types_of(layer_types: Any) -> tuple[str, ...]:
-    """The candidate types a `layer_types` argument selects (SPEC section 9).
-
-    Raises:
-        TypeError: not a string nor a collection of strings.
-        ValueError: an unknown mode or type name; the message names it and the allowed ones.
-    """
-    try:
-        return select_types(layer_types)
-    except TypeError as err:
-        raise ArgumentTypeError(str(err)) from None
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    return row.load_simple(config_defination, types)
 
 
 def analyze(
     exported: ExportedGraph,
-    simple: SimpleConfig | None = None,
+    simple: Any = None,
     config_file: str | None = None,
     layer_types: Any = DOCUMENTED,
+    *,
+    kind: str = DEFAULT_KIND,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Report, str]:
-    """Run the checks and the resolution on an exported graph; return the report and the config JSON text.
+    """Run the checks and the kind's generator on an exported graph; return the report and the config JSON text.
+
+    Args:
+        exported: the exported graph (from torch or from an ONNX file).
+        simple: the kind's parsed simple config (its `load_simple`), or None.
+        config_file: where the config will be written (recorded in the report).
+        layer_types: the `layer_types` argument (kinds that take one).
+        kind: a key of `analyzer.kinds.KINDS`.
+        options: the call's own keyword arguments for the kind's `generate` (PTQ: skip_layers, batch_num, ...).
 
     Raises:
-        NoQuantizableLayerError: no layer passes the checks, or every layer is disabled.
-        ConfigError: the simple config does not fit the model, or `layer_types` is unknown.
+        NoQuantizableLayerError: no layer passes the checks, or every layer is disabled; when the model is the
+            cause (not the simple config) the error carries the report.
+        ConfigError: the simple config or an argument does not fit the model, or `layer_types` is unknown.
     """
-    types = layer_types_of(layer_types)
+    row = kind_of(kind)
+    types = _types(row, layer_types)
     index = index_graph(build_graph(exported), types)
-    findings = run_checks(index)
-    excluded = excluding_findings(findings)
-    quantizable = [
-        QuantLayer(layer.name, layer.layer_type, layer_int4_blocker(layer))
-        for layer in index.layers
-        if layer.layer_type is not None and layer.name not in excluded
-    ]
-    if not quantizable:
-        report = build_report(index, findings, {}, (), config_file)
-        raise NoQuantizableLayerError(_nothing_to_quantize(index, excluded), report=report)
-    reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
-    module_classes = {name: info.class_name for name, info in index.modules.items()}
-    resolved = resolve(
-        quantizable, simple, reasons_by_layer, module_classes, types
-    )  # raises when all are disabled
-    text = render(resolved)
-    config_notes = tuple(
-        Finding(CONFIG_NOTE_CODE, "config-note", Severity.INFO, layer or None, note)
-        for layer, note in resolved.notes
+    findings = run_checks(index, row.checks)
+    analysis = Analysis(index, findings, excluding_findings(findings), types)
+    try:
+        generated = row.generate(analysis, simple, options or {})
+    except NoQuantizableLayerError as err:
+        # about the model, not the config: the table of why nothing qualifies is what the caller needs
+        if err.report is None and not isinstance(err, ConfigError):
+            err.report = build_report(index, findings, {}, (), config_file, kind=row.name)
+        raise
+    report = build_report(
+        index,
+        findings,
+        generated.outcomes,
+        generated.notes,
+        config_file,
+        kind=row.name,
+        groups=generated.groups,
     )
-    downgrades = tuple(
-        Finding(DOWNGRADE_CODE, DOWNGRADE_CHECK, Severity.INFO, setting.name, setting.downgrade_reason)
-        for setting in resolved.layers
-        if setting.downgrade_reason is not None
-    )
-    settings = {s.name: s for s in resolved.layers}
-    report = build_report(index, findings, settings, config_notes + downgrades, config_file)
-    _log(report)
-    _log_downgrades(resolved.layers)
-    return report, text
+    _log(report, row.logged_codes)
+    for line in generated.warnings:
+        logger.warning("%s", line)
+    return report, generated.text
 
 
-def _names_shown(names: Sequence[str], most: int = 5) -> str:
-    """The first `most` layer names of a log line, then "and N more"."""
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
-def _log_downgrades(settings: Sequence[LayerSetting]) -> None:
-    """One WARNING per kind of INT4 -> INT8 downgrade (odd Cin, grouped conv), naming the layers."""
-    for kind in INT4_PACK_KINDS:
-        hit = [s for s in settings if s.downgraded is not None and s.downgraded.kind == kind]
-        if not hit:
-            continue
-        logger.warning(
-            "%s (%s) on %d layer(s): %s (e.g. %s)",
-            DOWNGRADE_CHECK,
-            kind,
-            len(hit),
-            _names_shown([s.name for s in hit]),
-            hit[0].downgrade_reason,
-        )
-
-
-def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]]) -> str:
-    """Why no layer can be quantized: each excluded layer's reason, else the weight-carrying modules seen."""
-    if excluded:
-        reasons = "; ".join(f.reason for found in excluded.values() for f in found)
-        return f"no layer can be quantized ({reasons})"
-    seen = [f"{layer.name or '<root>'} ({layer.class_name})" for layer in index.layers]
-    detail = f"; seen: {_names_shown(seen, 10)}"
-    kinds = index.selected
-    wanted = f"{', '.join(kinds[:-1])} or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
-    return f"no layer can be quantized (no {wanted} module{detail if seen else ''})"
-
-
-def _log(report: Report) -> None:
+def _log(report: Report, logged_codes: frozenset[str] = frozenset()) -> None:
     """One INFO summary line and one WARNING per advisory kind, instead of one message per layer."""
     logger.info("%s", report.summary_line())
     kinds: dict[str, list[str]] = defaultdict(list)
     reasons: dict[str, str] = {}
     for record in report.layers:
         for advisory in record.advisories:
-            if advisory.code == DOWNGRADE_CODE:
-                continue  # logged per kind by _log_downgrades
+            if advisory.code in logged_codes:
+                continue  # the kind logs these itself, one line per kind of change
             if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
                 continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")
@@ -179,7 +130,7 @@ def _log(report: Report) -> None:
             kinds[note.check].append(note.layer or "<config>")
             reasons.setdefault(note.check, note.reason)
     for check, names in sorted(kinds.items()):
-        shown = _names_shown(names)
+        shown = names_shown(names)
         logger.warning("%s on %d layer(s): %s (e.g. %s)", check, len(names), shown, reasons[check])
 
 
@@ -226,17 +177,30 @@ def create_quant_retrain_config(
             f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}"
         )
     _check_path(config_defination, "config_defination", optional=True)
-    types = layer_types_of(layer_types)
+    return run_call(kind_of("retrain"), config_file, model, input_data, config_defination, layer_types)
 
+
+def run_call(
+    row: Kind,
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    config_defination: PathArg | None,
+    layer_types: Any = None,
+    options: Mapping[str, Any] | None = None,
+) -> Report:
+    """The shared part of every library call, after its own argument checks: read the simple config (before
+    the export, so that a broken file fails fast), export, analyse with kind `row`, write atomically."""
+    types = _types(row, layer_types)
     from graph.export import ExportError, export_graph
 
-    simple = _load_simple(config_defination, types)
+    simple = _load_simple(row, config_defination, types)
     try:
         exported = export_graph(model, input_data)
     except ExportError as err:
         raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
     try:
-        report, text = analyze(exported, simple, layer_types=types)
+        report, text = analyze(exported, simple, layer_types=types, kind=row.name, options=options)
     except QuantScopeError:
         raise
     except Exception as err:
@@ -270,8 +234,24 @@ def create_quant_retrain_config_from_onnx(
         ValueError: the ONNX or mapping file is unreadable or they disagree, a mapping is needed and missing,
             the simple config is invalid, or no layer can be quantized.
     """
+    return write_from_onnx(config_file, onnx_file, mapping_file, config_defination, layer_types=layer_types)
+
+
+def write_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    config_defination: PathArg | None = None,
+    *,
+    layer_types: Any = DOCUMENTED,
+    kind: str = DEFAULT_KIND,
+    options: Mapping[str, Any] | None = None,
+) -> Report:
+    """The offline call of any kind: analyse the files and write the config atomically."""
     _check_path(config_file, "config_file")
-    report, text = analyze_onnx(onnx_file, mapping_file, config_defination, layer_types=layer_types)
+    report, text = analyze_onnx(
+        onnx_file, mapping_file, config_defination, layer_types=layer_types, kind=kind, options=options
+    )
     return _write(config_file, report, text)
 
 
@@ -281,10 +261,12 @@ def analyze_onnx(
     config_defination: PathArg | None = None,
     *,
     layer_types: Any = DOCUMENTED,
+    kind: str = DEFAULT_KIND,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Report, str]:
     """The offline analysis without writing anything: the report and the config JSON text.
 
-    Used by `create_quant_retrain_config_from_onnx` and by the CLI's `explain`/`validate`.
+    Used by the offline calls and by the CLI's `explain`/`validate`.
     """
     _check_path(onnx_file, "onnx_file")
     _check_path(mapping_file, "mapping_file", optional=True)
@@ -292,12 +274,13 @@ def analyze_onnx(
     from graph.errors import GraphFileError
     from graph.load import load_graph
 
-    types = layer_types_of(layer_types)
-    simple = _load_simple(config_defination, types)
+    row = kind_of(kind)
+    types = _types(row, layer_types)
+    simple = _load_simple(row, config_defination, types)
     try:
         with paused_gc():  # the records and the graph are built, not freed: collections would find nothing
             exported = load_graph(onnx_file, mapping_file)
-            return analyze(exported, simple, layer_types=types)
+            return analyze(exported, simple, layer_types=types, kind=row.name, options=options)
     except GraphFileError as err:  # unreadable or truncated file, mapping that does not match, mapping needed
         raise InputFileError(str(err)) from err
     except QuantScopeError:
@@ -305,3 +288,79 @@ def analyze_onnx(
     except Exception as err:  # graph/ and the checks raise GraphFileError or findings; anything else is a bug
         inputs = repr(os.fspath(onnx_file)) + (f" with {os.fspath(mapping_file)!r}" if mapping_file else "")
         raise _unexpected(inputs, err) from err
+
+
+def create_quant_config(
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    skip_layers: list[str] | None = None,
+    batch_num: int = 1,
+    activation_offset: bool = True,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse `model` and write its post-training (calibration) configuration, as AMCT's call of the same name.
+
+    Args:
+        config_file: where the JSON config is written (an existing file is replaced atomically).
+        model: the `torch.nn.Module`; not modified. A DistributedDataParallel is not unwrapped, as in AMCT: its
+            layers are named `module.<name>`.
+        input_data: a tuple of example inputs, or a single tensor; shapes matter, values do not.
+        skip_layers: names of layers written with `quant_enable: false`.
+        batch_num: batches used for calibration.
+        activation_offset: asymmetric activations (every layer but Conv3d).
+        config_defination: optional calibration simple config (`AMCTConfig`, protobuf text format); when given,
+            it is the only source and `skip_layers`, `batch_num`, `activation_offset` are ignored (reported).
+
+    Returns:
+        The analysis report (AMCT returns None).
+
+    Raises:
+        RuntimeError: the model holds AMCT's own quantization modules, `input_data` is neither a tuple nor a
+            tensor (AMCT's messages), or no exporter can export the model.
+        TypeError: an argument has the wrong type (AMCT's message names it).
+        ValueError: an argument or the simple config fails one of AMCT's checks, or no layer can be
+            quantized; nothing is written.
+    """
+    import torch
+
+    from analyzer.kinds import ptq
+
+    _check_path(config_file, "config_file")
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentTypeError(f"model must be torch.nn.Module, got {type(model).__name__}")
+    ptq.check_amct_modules((name, type(module).__name__) for name, module in model.named_modules())
+    if not isinstance(input_data, (tuple, torch.Tensor)):
+        raise UnsupportedModelError("input data type must be tuple or torch.Tensor!")
+    ptq.check_arguments(skip_layers, batch_num, activation_offset, config_defination)
+    options = ptq.options(skip_layers, batch_num, activation_offset)
+    from graph.export import keep_distributed_wrapper
+
+    model = keep_distributed_wrapper(model)  # AMCT's call does not unwrap it: names start with `module.`
+    return run_call(kind_of("ptq"), config_file, model, input_data, config_defination, options=options)
+
+
+def create_quant_config_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    skip_layers: list[str] | None = None,
+    batch_num: int = 1,
+    activation_offset: bool = True,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """`create_quant_config` on an ONNX file exported earlier (plus its mapping file): the same bytes, without
+    torch and without reading weights. Without the mapping file the facts the graph cannot show are inferred
+    (see the README); with it, they are certain.
+
+    Raises:
+        TypeError, ValueError: as `create_quant_config`, and an unreadable or mismatched file (ValueError).
+        RuntimeError: the mapping lists AMCT's own quantization modules.
+    """
+    from analyzer.kinds import ptq
+
+    ptq.check_arguments(skip_layers, batch_num, activation_offset, config_defination)
+    options = ptq.options(skip_layers, batch_num, activation_offset)
+    return write_from_onnx(
+        config_file, onnx_file, mapping_file, config_defination, kind="ptq", options=options
+    )

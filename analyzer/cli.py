@@ -76,6 +76,65 @@ def _layer_types_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _kind_option(parser: argparse.ArgumentParser) -> None:
+    from analyzer.kinds import DEFAULT_KIND, KINDS
+
+    parser.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default=DEFAULT_KIND,
+        help="the kind of config: "
+        + "; ".join(f"{name}: {row.summary}" for name, row in KINDS.items())
+        + f" (default: {DEFAULT_KIND})",
+    )
+
+
+def _ptq_options(parser: argparse.ArgumentParser) -> None:
+    """The arguments of create_quant_config (`--kind ptq`); with --simple-config they are ignored, as AMCT does."""
+    group = parser.add_argument_group("create_quant_config arguments (--kind ptq)")
+    group.add_argument(
+        "--skip-layers",
+        metavar="NAMES",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="comma-separated layer names written with quant_enable false",
+    )
+    group.add_argument("--batch-num", type=int, metavar="N", help="batches used for calibration (default 1)")
+    group.add_argument(
+        "--activation-offset",
+        choices=("true", "false"),
+        help="asymmetric activations (default true; Conv3d is always symmetric)",
+    )
+
+
+def _kind_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every offline entry point takes for the chosen kind: `kind`, `layer_types`, and
+    the kind's own `options` (create_quant_config's skip_layers, batch_num, activation_offset)."""
+    from analyzer.kinds import kind_of
+    from analyzer.layertypes import DOCUMENTED
+
+    row = kind_of(args.kind)
+    if not row.takes_layer_types and args.layer_types != DOCUMENTED:
+        raise UsageError(
+            f"--layer-types applies to --kind retrain only; {row.call} has its own candidate types"
+        )
+    given: dict[str, Any] = {
+        name: getattr(args, name, None)
+        for name in ("skip_layers", "batch_num", "activation_offset")
+        if getattr(args, name, None) is not None
+    }
+    if row.name != "ptq":
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UsageError(f"{flags}: the arguments of create_quant_config; add --kind ptq")
+        return {"kind": row.name, "layer_types": args.layer_types}
+    from analyzer.kinds import ptq
+
+    options = ptq.options(
+        given.get("skip_layers"), given.get("batch_num", 1), given.get("activation_offset", "true") == "true"
+    )
+    return {"kind": row.name, "layer_types": args.layer_types, "options": options}
+
+
 def _common() -> argparse.ArgumentParser:
     """-v/-q, accepted after the command too (defaults suppressed so they do not reset the global ones)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -176,18 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, metavar="model.onnx", help="the ONNX file to write")
     export.add_argument("--mapping", metavar="m.json", help="the mapping file (default: model.mapping.json)")
     export.add_argument(
-        "--exporter", choices=("dynamo", "torchscript"), default="dynamo", help="default: dynamo"
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default=None,
+        help="default: dynamo where torch has it (torch >= 2.5 with onnxscript), else torchscript",
     )
 
     generate = sub.add_parser(
         "generate",
         parents=[common],
         help="write the QAT config of an exported model",
-        description="Analyse an exported ONNX file and write its AMCT QAT config (JSON), "
-        "as create_quant_retrain_config_from_onnx does.",
+        description="Analyse an exported ONNX file and write its AMCT config (JSON): the QAT config as "
+        "create_quant_retrain_config_from_onnx does, or with --kind ptq the calibration config as "
+        "create_quant_config_from_onnx does.",
     )
     _model_options(generate)
+    _kind_option(generate)
     _layer_types_option(generate)
+    _ptq_options(generate)
     generate.add_argument(
         "-o", "--output", required=True, metavar="config.json", help="the config file to write"
     )
@@ -200,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         "decision and the reason. Nothing is written unless -o or --annotate is given.",
     )
     _model_options(explain)
+    _kind_option(explain)
     _layer_types_option(explain)
+    _ptq_options(explain)
     explain.add_argument(
         "--format",
         choices=("text", "json", "html"),
@@ -230,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--mapping", metavar="m.json", help="its mapping file (default: beside the ONNX file)"
     )
+    _kind_option(validate)
     _layer_types_option(validate)
     return parser
 
@@ -438,14 +506,15 @@ def _model_and_inputs(
 
 def _cmd_export(args: argparse.Namespace) -> int:
     model, inputs = _model_and_inputs(args.factory, args.input_shape, args.input_dtype)
-    from graph.export import export_onnx
+    from graph.export import default_file_exporter, export_onnx
 
+    exporter = args.exporter or default_file_exporter()
     try:
-        written = export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=args.exporter)
+        written = export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=exporter)
     except Exception as err:
         cause = _root_cause(err)
         raise UsageError(
-            f"{args.factory}: the {args.exporter} export to {args.output} failed: "
+            f"{args.factory}: the {exporter} export to {args.output} failed: "
             f"{type(cause).__name__}: {_describe(cause)}"
         ) from err
     _say(args, f"wrote {written.onnx_file} (weights in {written.data_file.name}) and {written.mapping_file}")
@@ -453,13 +522,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from analyzer.api import create_quant_retrain_config_from_onnx
+    from analyzer.api import write_from_onnx
 
+    kind = _kind_arguments(args)
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
-    report = create_quant_retrain_config_from_onnx(
-        args.output, onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
-    )
+    report = write_from_onnx(args.output, onnx_file, _mapping(onnx_file, args.mapping), simple, **kind)
     _say(args, f"wrote {report.config_file}: {report.summary_line()}")
     return EXIT_OK
 
@@ -467,14 +535,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from analyzer.api import analyze_onnx
 
+    kind = _kind_arguments(args)
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
     status = EXIT_OK
     config_text: str | None  # the config the analysis would write: the layers' settings on the html page
     try:
-        report, config_text = analyze_onnx(
-            onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
-        )
+        report, config_text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), simple, **kind)
     except NoQuantizableLayerError as err:
         if err.report is None:
             raise
@@ -516,20 +583,19 @@ def _read_config(path: str) -> bytes:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from analyzer.validate import validate_config
+    from analyzer.kinds import kind_of
 
     if args.mapping and not args.onnx:
         raise UsageError("--mapping needs --onnx: the mapping describes a model")
+    kind = _kind_arguments(args)
     text = _read_config(args.config)
     report = None
     if args.onnx:
         from analyzer.api import analyze_onnx
 
         onnx_file = _input_file(args.onnx, "the ONNX model")
-        report, _text = analyze_onnx(
-            onnx_file, _mapping(onnx_file, args.mapping), layer_types=args.layer_types
-        )
-    problems = validate_config(text, report, model=args.onnx or "the model")
+        report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), **kind)
+    problems = kind_of(args.kind).validate_config(text, report, args.onnx or "the model")
     for problem in problems:
         print(f"{args.config}: {problem}")
     if problems:

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import re
-import struct
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,15 +32,16 @@ from typing import Any
 from google.protobuf import text_format
 
 from analyzer.errors import ConfigError, NoQuantizableLayerError
+from analyzer.floats import shortest_float32
 from analyzer.layertypes import ALL_TYPES, AMCT_LATEST, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
 from graph.files import SIMPLE_CONFIG_LIMIT, read_limited
-from schemas import retrain_config_pb2
+from schemas.messages import proto_module
 
 logger = logging.getLogger(__name__)
 
-# The generated module has no type stubs that pass mypy --strict; its messages are read at this boundary
-# only and turned into the typed records below.
-_pb: Any = retrain_config_pb2
+# The messages of schemas/retrain_config.proto (built at import, schemas.messages) have no static types; they
+# are read at this boundary only and turned into the typed records below.
+_pb: Any = proto_module("retrain_config")
 _PACKAGE_PREFIX = _pb.DESCRIPTOR.package + "."
 
 SKIP_LAYER_FIELDS = ("skip_layers", "quant_skip_layers")
@@ -106,7 +106,7 @@ class SimpleConfig:
     entries are merged, the last value wins), which is legal but rarely meant.
     """
 
-    message: Any  # schemas.retrain_config_pb2.AMCTRetrainConfig
+    message: Any  # AMCTRetrainConfig of schemas/retrain_config.proto
     file_name: str
     parse_notes: tuple[str, ...] = ()
 
@@ -182,19 +182,28 @@ def load_simple_config(path: str | os.PathLike[str], types: Sequence[str] = SUPP
         ConfigError: the file cannot be read, is not valid simple-config text format (the message gives line,
             column and the offending token), or breaks a rule that needs no model.
     """
+    text, file_name = read_simple_text(path)
+    return parse_simple_config(text, file_name, types)
+
+
+def read_simple_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The text of a simple config file (of any kind) and its name for messages.
+
+    Raises:
+        ConfigError: the file cannot be read, is too large, or is not UTF-8 text (line and column given).
+    """
     file_name = os.fspath(path)
     try:
         data = read_limited(file_name, SIMPLE_CONFIG_LIMIT)
     except OSError as err:
         raise SimpleConfigError(file_name, [f"cannot read the simple config: {err.strerror or err}"]) from err
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8"), file_name
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         reason = f"the file is not UTF-8 text (byte 0x{data[err.start]:02x})"
         raise SimpleConfigSyntaxError(file_name, line, column, None, reason) from err
-    return parse_simple_config(text, file_name, types)
 
 
 def parse_simple_config(
@@ -210,11 +219,11 @@ def parse_simple_config(
         # Merge, not Parse: AMCT reads the file this way, so a field given twice is merged (last value wins)
         text_format.Merge(text, message)
     except text_format.ParseError as err:
-        raise _syntax_error(err, text, file_name) from err
+        raise syntax_error(err, text, file_name) from err
     problems = _static_problems(message, tuple(types))
     if problems:
         raise SimpleConfigError(file_name, problems)
-    parse_notes = _repeated_field_notes(text)
+    parse_notes = repeated_field_notes(text, _pb.AMCTRetrainConfig)
     for note in parse_notes:
         logger.warning("%s: %s", file_name, note)
     for field, value, count in duplicate_skips(message):
@@ -226,13 +235,14 @@ _MULTIPLE = re.compile(r'should not have multiple "(\w+)" fields')
 _ONEOF = re.compile(r'Field "(\w+)" is specified along with field "(\w+)", another member of oneof')
 
 
-def _repeated_field_notes(text: str) -> tuple[str, ...]:
+def repeated_field_notes(text: str, message_class: Any) -> tuple[str, ...]:
     """Where the strict parser (one value per singular field) disagrees with the merging one AMCT uses.
 
     The strict parser stops at the first such place, so one note covers the first occurrence.
     """
+    prefix = message_class.DESCRIPTOR.file.package + "."
     try:
-        text_format.Parse(text, _pb.AMCTRetrainConfig())
+        text_format.Parse(text, message_class())
     except text_format.ParseError as err:
         where = f"line {err.GetLine()}, column {err.GetColumn()}: " if err.GetLine() is not None else ""
         multiple, oneof = _MULTIPLE.search(str(err)), _ONEOF.search(str(err))
@@ -241,7 +251,7 @@ def _repeated_field_notes(text: str) -> tuple[str, ...]:
         elif oneof:
             what = f"{oneof.group(1)} and {oneof.group(2)} are both given (only one of them can be)"
         else:
-            what = _LOCATION.sub("", str(err)).replace(_PACKAGE_PREFIX, "")
+            what = _LOCATION.sub("", str(err)).replace(prefix, "")
         return (f"{where}{what}; the entries are merged and the last value wins (AMCT-compatible reading)",)
     return ()
 
@@ -251,9 +261,13 @@ _TOKEN = re.compile(r"\"(?:[^\"\\]|\\.)*\"?|'(?:[^'\\]|\\.)*'?|[\w.+-]+|\S")
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]+)"')
 
 
-def _syntax_error(err: text_format.ParseError, text: str, file_name: str) -> SimpleConfigSyntaxError:
+def syntax_error(
+    err: text_format.ParseError, text: str, file_name: str, package_prefix: str = _PACKAGE_PREFIX
+) -> SimpleConfigSyntaxError:
+    """The error of a text-format parse failure: file, line, column, the token there, and a hint for a
+    misspelt field. `package_prefix` (the proto package and a dot) is left out of message type names."""
     line, column = err.GetLine(), err.GetColumn()
-    reason = _LOCATION.sub("", str(err)).replace(_PACKAGE_PREFIX, "")
+    reason = _LOCATION.sub("", str(err)).replace(package_prefix, "")
     if text.startswith("\ufeff"):
         reason += " The file starts with a byte-order mark (BOM); save it as UTF-8 without BOM."
     lines = text.splitlines()
@@ -494,12 +508,7 @@ def join_names(values: Iterable[str], quote: bool = False) -> str:
 
 
 def _fmt(value: float) -> str:
-    """The shortest text that reads back as the same float32 (-0.3, not -0.30000001192092896)."""
+    """The shortest text that reads back as the same float32 (-0.3, not -0.30000001192092896; 0, not 0.0)."""
     if not math.isfinite(value):
         return str(value)
-    packed = struct.pack("<f", value)
-    for digits in range(1, 10):
-        text = f"{value:.{digits}g}"
-        if struct.pack("<f", float(text)) == packed:
-            return text
-    return repr(value)
+    return shortest_float32(value).removesuffix(".0")

@@ -1,4 +1,4 @@
-"""The TorchScript exporter (`torch.onnx.export(dynamo=False)`) -> `ExportedGraph`.
+"""The TorchScript exporter (`torch.onnx.export(dynamo=False)`, plain `torch.onnx.export` before torch 2.5) -> `ExportedGraph`.
 
 The fallback when the dynamo exporter fails, and the exporter AMCT itself uses. Its ONNX carries no module
 metadata: the owner of each node is recovered from the scope-style node name the exporter writes
@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from graph.capabilities import torch_exporters
 from graph.exporting import exclusive_export
 from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord, alias_owners
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
@@ -248,7 +249,14 @@ def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold
         # through a file: above protobuf's 2 GB limit the exporter needs a path to write external data beside
         with tempfile.TemporaryDirectory(prefix="quantscope-") as folder:
             path = os.path.join(folder, "model.onnx")
-            torch.onnx.export(model, args, path, dynamo=False, opset_version=OPSET, verbose=False)
+            torch.onnx.export(
+                model,
+                args,
+                path,
+                opset_version=OPSET,
+                verbose=False,
+                **torch_exporters().torchscript_arguments(),
+            )
             return onnx.load(path)
     return onnx.load_from_string(analysis_export_bytes(model, args))
 
@@ -263,12 +271,12 @@ def analysis_export_bytes(model: torch.nn.Module, args: tuple[Any, ...]) -> byte
         model,
         args,
         buffer,  # type: ignore[arg-type]
-        dynamo=False,
         opset_version=OPSET,
         verbose=False,
         export_params=False,
         do_constant_folding=False,
         keep_initializers_as_inputs=True,
+        **torch_exporters().torchscript_arguments(),
     )
     return buffer.getvalue()
 

@@ -28,7 +28,8 @@ import schemas
 from analyzer import InputFileError, create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from graph.export import OnnxExport, default_mapping_path, export_onnx
 from graph.mapping import MAPPING_SCHEMA
-from tests.cases import CASES, CASES_BY_NAME, Case
+from tests.cases import ALL_CASES, CASES_BY_NAME, Case
+from tests.torch_support import skip_without_dynamo
 
 try:
     import analyzer.simple_config  # noqa: F401
@@ -49,6 +50,8 @@ class Exports:
 
     def get(self, case: Case, exporter: str) -> OnnxExport:
         key = (case.factory, case.shapes, exporter)
+        if exporter == "dynamo":
+            skip_without_dynamo()
         if key not in self._done:
             folder = self.root / f"{case.name}-{exporter}"
             self._done[key] = export_onnx(
@@ -72,7 +75,7 @@ EQUIVALENCE = [
     pytest.param(
         case, exporter, with_mapping, id=f"{case.name}-{exporter}-{'mapping' if with_mapping else 'metadata'}"
     )
-    for case in CASES
+    for case in ALL_CASES
     for exporter, with_mapping in VARIANTS
 ]
 
@@ -89,14 +92,10 @@ def test_offline_config_is_the_library_config(
     out = tmp_path / "config.json"
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            create_quant_retrain_config_from_onnx(
-                str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
-            )
+            case.call_offline(str(out), str(files.onnx_file), mapping)
         assert not out.exists()
         return
-    report = create_quant_retrain_config_from_onnx(
-        str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
-    )
+    report = case.call_offline(str(out), str(files.onnx_file), mapping)
     assert out.read_text(encoding="utf-8") == case.golden_text(metadata_only=not with_mapping)
     assert report.config_file == str(out)
 
@@ -663,6 +662,7 @@ class ConvBN(nn.Module):
         return self.fc(self.bn(self.conv(x)).mean((2, 3)))
 
 
+@pytest.mark.needs_dynamo
 def test_optimized_dynamo_file_is_read_with_the_fused_conv_inferred(tmp_path: Path) -> None:
     """torch.onnx.export's default optimizer fuses BatchNorm into the Conv, whose node then carries the
     BatchNorm's scope: the conv's owner comes from its weight's parameter name, its class from the op, and
@@ -685,6 +685,7 @@ def test_optimized_dynamo_file_is_read_with_the_fused_conv_inferred(tmp_path: Pa
     assert plain_report.inferred_layers == 0 and report.inferred_layers == 1
 
 
+@pytest.mark.needs_dynamo
 def test_fused_conv_without_a_parameter_name_is_reported_not_guessed(tmp_path: Path) -> None:
     path = tmp_path / "optimized.onnx"
     torch.onnx.export(ConvBN().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=True, verbose=False)
