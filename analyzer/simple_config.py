@@ -182,19 +182,28 @@ def load_simple_config(path: str | os.PathLike[str], types: Sequence[str] = SUPP
         ConfigError: the file cannot be read, is not valid simple-config text format (the message gives line,
             column and the offending token), or breaks a rule that needs no model.
     """
+    text, file_name = read_simple_text(path)
+    return parse_simple_config(text, file_name, types)
+
+
+def read_simple_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The text of a simple config file and its name for messages (any kind's simple config).
+
+    Raises:
+        ConfigError: the file cannot be read, or is not UTF-8 text (the message gives line and column).
+    """
     file_name = os.fspath(path)
     try:
         data = read_limited(file_name, SIMPLE_CONFIG_LIMIT)
     except OSError as err:
         raise SimpleConfigError(file_name, [f"cannot read the simple config: {err.strerror or err}"]) from err
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8"), file_name
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         reason = f"the file is not UTF-8 text (byte 0x{data[err.start]:02x})"
         raise SimpleConfigSyntaxError(file_name, line, column, None, reason) from err
-    return parse_simple_config(text, file_name, types)
 
 
 def parse_simple_config(
@@ -210,7 +219,7 @@ def parse_simple_config(
         # Merge, not Parse: AMCT reads the file this way, so a field given twice is merged (last value wins)
         text_format.Merge(text, message)
     except text_format.ParseError as err:
-        raise _syntax_error(err, text, file_name) from err
+        raise syntax_error(err, text, file_name) from err
     problems = _static_problems(message, tuple(types))
     if problems:
         raise SimpleConfigError(file_name, problems)
@@ -251,9 +260,13 @@ _TOKEN = re.compile(r"\"(?:[^\"\\]|\\.)*\"?|'(?:[^'\\]|\\.)*'?|[\w.+-]+|\S")
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]+)"')
 
 
-def _syntax_error(err: text_format.ParseError, text: str, file_name: str) -> SimpleConfigSyntaxError:
+def syntax_error(
+    err: text_format.ParseError, text: str, file_name: str, package_prefix: str = _PACKAGE_PREFIX
+) -> SimpleConfigSyntaxError:
+    """The `SimpleConfigSyntaxError` of a protobuf text-format error in `text` (line, column, token, a hint for
+    an unknown field); `package_prefix` is the message package's prefix, left out of message type names."""
     line, column = err.GetLine(), err.GetColumn()
-    reason = _LOCATION.sub("", str(err)).replace(_PACKAGE_PREFIX, "")
+    reason = _LOCATION.sub("", str(err)).replace(package_prefix, "")
     if text.startswith("\ufeff"):
         reason += " The file starts with a byte-order mark (BOM); save it as UTF-8 without BOM."
     lines = text.splitlines()
