@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from analyzer.api import create_quant_retrain_config, create_quant_retrain_config_from_onnx
+from analyzer.api import (
+    create_distill_config,
+    create_distill_config_from_onnx,
+    create_quant_retrain_config,
+    create_quant_retrain_config_from_onnx,
+)
 from analyzer.errors import (
     AnalysisError,
     ArgumentTypeError,
@@ -26,6 +31,8 @@ __all__ = [
     "OutputError",
     "QuantScopeError",
     "Report",
+    "create_distill_config",
+    "create_distill_config_from_onnx",
     "create_quant_retrain_config",
     "create_quant_retrain_config_from_onnx",
 ]

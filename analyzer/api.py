@@ -305,3 +305,215 @@ def analyze_onnx(
     except Exception as err:  # graph/ and the checks raise GraphFileError or findings; anything else is a bug
         inputs = repr(os.fspath(onnx_file)) + (f" with {os.fspath(mapping_file)!r}" if mapping_file else "")
         raise _unexpected(inputs, err) from err
+
+
+# ------------------------------------------------------------------------------- the distillation config
+
+_DISTILL_CALL = "create_distill_config"
+# AMCT's own operation classes: a model holding one was already prepared by AMCT (SPEC 10.1 item 1)
+AMCT_OPERATION_CLASSES = frozenset(
+    {
+        "IFMR",
+        "HFMG",
+        "Recorder",
+        "AscendQuant",
+        "AscendDeQuant",
+        "RetrainQuant",
+        "RNNRetrainQuant",
+        "MarkedQuantizableModule",
+        "QuantIdentity",
+        "SelectiveMaskGen",
+        "DMQBalancer",
+        "Conv2dQAT",
+        "LinearQAT",
+        "LSTMQAT",
+        "GRUQAT",
+        "OFMRQuant",
+        "ConvTranspose1dQAT",
+    }
+)
+
+
+def _distill_type_error(argument: str, expected: str, value: Any) -> ArgumentTypeError:
+    return ArgumentTypeError(
+        f"Func {_DISTILL_CALL} argument {argument} must be {expected} (got {type(value).__name__})"
+    )
+
+
+def _amct_operations(model: Any) -> None:
+    found = {
+        name: type(m).__name__
+        for name, m in model.named_modules()
+        if type(m).__name__ in AMCT_OPERATION_CLASSES
+    }
+    if found:
+        raise ExportFailedError(
+            f"The model cannot be quantized for following quant layers are in the model {found}"
+        )
+
+
+def _distill_simple(config_defination: PathArg | None) -> Any:
+    if config_defination is None:
+        return None
+    path = os.fspath(config_defination)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Not found config_defination file {os.path.realpath(path)}")
+    from analyzer.kinds.distill_config import load_distill_config
+
+    return load_distill_config(path)
+
+
+def analyze_distill(exported: ExportedGraph, simple: Any = None) -> tuple[Report, str]:
+    """The distill analysis of an exported graph: the report and the config JSON text (SPEC 11).
+
+    Raises:
+        NoQuantizableLayerError: no candidate, or every layer skipped.
+        ConfigError: the simple config does not fit the model, or a user group is invalid.
+        InputFileError: the graph has BatchNorm folded into its convolutions.
+    """
+    from analyzer.kinds.distill import generate_distill
+    from analyzer.kinds.distill_config import DISTILL_TYPES
+
+    index = index_graph(build_graph(exported), DISTILL_TYPES)
+    findings = run_checks(index)
+    excluded = excluding_findings(findings)
+    try:
+        out = generate_distill(index, excluded, simple)
+    except NoQuantizableLayerError as err:
+        err.report = build_report(index, findings, {}, (), None)
+        raise
+    settings = {s.name: _as_layer_setting(s) for s in out.resolved.layers}
+    report = build_report(index, findings, settings, out.notes, None)
+    report = replace(report, groups=out.groups.groups)
+    logger.info("%s", report.summary_line())
+    for note in out.notes:
+        if note.code == "QS402":
+            logger.warning("%s", note.reason)
+    return report, out.text
+
+
+def _as_layer_setting(setting: Any) -> LayerSetting:
+    """A distill layer's setting in the report's terms."""
+    from analyzer.resolve import DataSetting, WeightSetting
+
+    clip = setting.data.clip
+    return LayerSetting(
+        setting.name,
+        setting.layer_type,
+        setting.enabled,
+        DataSetting(
+            "ulq_quantize",
+            clip[0] if clip else None,
+            clip[1] if clip else None,
+            setting.data.fixed_min,
+            setting.data.dst_type,
+        ),
+        WeightSetting(setting.weight.algo, setting.channel_wise, setting.weight.dst_type),
+        setting.source,
+        skipped_by=() if setting.enabled else (setting.source,),
+    )
+
+
+def create_distill_config(
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse `model` and write its distillation config, as AMCT's call of the same name does (SPEC 11).
+
+    The config holds a quantization setting per Conv2d/Linear layer and `distill_group`, the chains of modules
+    distilled together (conv -> BatchNorm2d -> activation units, cascades of `group_size` units, the simple
+    config's own groups), read from the exported graph. A functional activation (`F.relu`) is left out of its
+    group, where AMCT writes `null` (SPEC 11.6); the report names it.
+
+    Args:
+        config_file: where the JSON config is written (an existing file is replaced atomically).
+        model: the `torch.nn.Module` (a DataParallel/DistributedDataParallel wrapper is unwrapped); not modified.
+        input_data: a tuple of example inputs, or a single tensor.
+        config_defination: optional distill simple config (protobuf text format, `AMCTDistillConfig`).
+
+    Returns:
+        The analysis report, with the groups (AMCT returns None).
+
+    Raises:
+        TypeError: an argument has the wrong type (AMCT's message).
+        FileNotFoundError: `config_defination` does not exist.
+        RuntimeError: the model holds AMCT operations, or cannot be exported.
+        ValueError: no Conv2d/Linear layer, the simple config does not fit, a user group is invalid, or
+            every layer is skipped (AMCT's messages; nothing is written).
+    """
+    import torch
+
+    if not isinstance(config_file, (str, os.PathLike)):
+        raise _distill_type_error("config_file", "str", config_file)
+    if not isinstance(model, torch.nn.Module):
+        raise _distill_type_error("model", "torch.nn.Module", model)
+    if not isinstance(input_data, (tuple, torch.Tensor)):
+        raise _distill_type_error("input_data", "torch.Tensor or tuple", input_data)
+    if config_defination is not None and not isinstance(config_defination, (str, os.PathLike)):
+        raise _distill_type_error("config_defination", "str or None", config_defination)
+    _check_path(config_file, "config_file")
+    _check_path(config_defination, "config_defination", optional=True)
+
+    from graph.export import ExportError, export_graph, unwrap
+
+    _amct_operations(unwrap(model))
+    simple = _distill_simple(config_defination)
+    try:
+        exported = export_graph(model, input_data)
+    except ExportError as err:
+        raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
+    try:
+        report, text = analyze_distill(exported, simple)
+    except QuantScopeError:
+        raise
+    except Exception as err:
+        raise _unexpected(f"the graph exported from {type(model).__name__}", err) from err
+    return _write(config_file, report, text)
+
+
+def analyze_distill_onnx(
+    onnx_file: PathArg, mapping_file: PathArg | None = None, config_defination: PathArg | None = None
+) -> tuple[Report, str]:
+    """The offline distill analysis without writing anything: the report and the config JSON text."""
+    _check_path(onnx_file, "onnx_file")
+    _check_path(mapping_file, "mapping_file", optional=True)
+    _check_path(config_defination, "config_defination", optional=True)
+    from graph.errors import GraphFileError
+    from graph.load import load_graph
+
+    simple = _distill_simple(config_defination)
+    try:
+        with paused_gc():
+            exported = load_graph(onnx_file, mapping_file)
+            return analyze_distill(exported, simple)
+    except GraphFileError as err:
+        raise InputFileError(str(err)) from err
+    except QuantScopeError:
+        raise
+    except Exception as err:
+        inputs = repr(os.fspath(onnx_file)) + (f" with {os.fspath(mapping_file)!r}" if mapping_file else "")
+        raise _unexpected(inputs, err) from err
+
+
+def create_distill_config_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse an ONNX file exported earlier (plus its module mapping) and write the distillation config.
+
+    Needs neither torch nor the model's code; for the same model the bytes are `create_distill_config`'s. The
+    file must keep every BatchNorm as its own node (`graph.export.export_onnx` does with the dynamo exporter,
+    or with `constant_folding=False`); a file with BatchNorm folded into the convolutions is refused.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        FileNotFoundError: `config_defination` does not exist.
+        ValueError: the files are unreadable, disagree or have BatchNorm folded, or as `create_distill_config`.
+    """
+    _check_path(config_file, "config_file")
+    report, text = analyze_distill_onnx(onnx_file, mapping_file, config_defination)
+    return _write(config_file, report, text)

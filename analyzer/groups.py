@@ -230,21 +230,21 @@ def find_groups(
     unit_end: dict[str, str] = {}
     left_out: list[LeftOut] = []
     user: list[int] = []
-    for index, (_, chain, path) in enumerate(raw):
+    for index, (_, links, route) in enumerate(raw):
         names: list[str] = []
-        if chain is None:
+        if links is None:
             user.append(index)
-            names = _names(view, path)
+            names = _names(view, route)
             for name in names:
                 if name in candidates:
                     member_of[name] = index
         else:
-            for unit in chain:
+            for unit in links:
                 member_of[unit.layer] = index
                 unit_end[unit.layer] = unit.ends
-                for node, name in zip(unit.nodes, unit.names, strict=True):
-                    if name is not None:
-                        names.append(name)
+                for node, carried in zip(unit.nodes, unit.names, strict=True):
+                    if carried is not None:
+                        names.append(carried)
                     else:
                         after = names[-1] if names else unit.layer
                         left_out.append(LeftOut(view.label(node), view.op(node), after, index))

@@ -147,6 +147,8 @@ class Report:
     notes: tuple[Finding, ...]
     producer: Producer
     config_file: str | None = None
+    # the distill groups (lists of layer names in config order); None for the configs that have none
+    groups: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def quantized(self) -> tuple[str, ...]:
@@ -226,8 +228,8 @@ class Report:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form as Python objects, keys in a fixed order."""
-        return {
+        """The JSON form as Python objects, keys in a fixed order (`groups` only for a distill config)."""
+        out: dict[str, Any] = {
             "version": REPORT_VERSION,
             "provenance": self.provenance(),
             "config_file": self.config_file,
@@ -245,6 +247,9 @@ class Report:
                 for f in self.notes
             ],
         }
+        if self.groups is not None:
+            out["groups"] = [list(group) for group in self.groups]
+        return out
 
     def to_json(self) -> str:
         """The report as JSON (2-space indent, deterministic), valid against `schemas/report.schema.json`."""

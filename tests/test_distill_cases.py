@@ -1,0 +1,97 @@
+"""The distill reference cases (SPEC 11, reference/distill/) through every entrance, compared byte for byte with
+the golden JSON: the library call, each exporter forced, and the offline call on files written by both exporters,
+with and without the mapping file. The retrain call's golden files stay unchanged (tests/test_reference_cases.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from analyzer import create_distill_config, create_distill_config_from_onnx
+from analyzer.api import analyze_distill
+from analyzer.kinds.distill_config import load_distill_config
+from graph.export import OnnxExport, export_graph, export_onnx
+from graph.ir import ExportedGraph
+from tests.distill_cases import DISTILL_CASES, DistillCase
+
+IDS = [case.name for case in DISTILL_CASES]
+
+
+def _outcome(case: DistillCase, run: Callable[[], object], out: Path) -> None:
+    """The case's golden bytes in `out`, or its error with nothing written."""
+    if case.error is not None:
+        with pytest.raises(case.error_type, match=case.error):
+            run()
+        assert not out.exists()
+        return
+    run()
+    assert out.read_text(encoding="utf-8") == case.golden_text()
+
+
+@pytest.mark.parametrize("case", DISTILL_CASES, ids=IDS)
+def test_library_call(case: DistillCase, tmp_path: Path) -> None:
+    out = tmp_path / "distill.json"
+    _outcome(case, lambda: create_distill_config(str(out), case.model(), case.inputs(), case.cfg_path()), out)
+
+
+@functools.cache
+def _exported(factory: Callable[[], nn.Module], shapes: tuple[tuple[int, ...], ...], exporter: str) -> ExportedGraph:
+    case = next(c for c in DISTILL_CASES if c.factory is factory and c.shapes == shapes)
+    return export_graph(case.model(), case.inputs(), exporter=exporter)
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+@pytest.mark.parametrize("case", DISTILL_CASES, ids=IDS)
+def test_each_exporter(case: DistillCase, exporter: str) -> None:
+    """Both exporters' graphs show conv -> BatchNormalization -> activation the same way (BatchNorm unfolded)."""
+    exported = _exported(case.factory, case.shapes, exporter)
+    simple = load_distill_config(case.cfg_path()) if case.cfg else None  # type: ignore[arg-type]
+    if case.error is not None:
+        with pytest.raises(case.error_type, match=case.error):
+            analyze_distill(exported, simple)
+        return
+    _, text = analyze_distill(exported, simple)
+    assert text == case.golden_text()
+
+
+class _Files:
+    """Each (model, inputs, exporter) written once for the module."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.done: dict[tuple[object, ...], OnnxExport] = {}
+
+    def get(self, case: DistillCase, exporter: str, folding: bool = False) -> OnnxExport:
+        key = (case.factory, case.shapes, exporter, folding)
+        if key not in self.done:
+            folder = self.root / f"{case.name}-{exporter}-{'folded' if folding else 'kept'}"
+            self.done[key] = export_onnx(
+                case.model(), case.inputs(), folder / "model.onnx", exporter=exporter, constant_folding=folding
+            )
+        return self.done[key]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> _Files:
+    return _Files(tmp_path_factory.mktemp("distill-files"))
+
+
+OFFLINE = [("dynamo", True), ("dynamo", False), ("torchscript", True)]
+
+
+@pytest.mark.parametrize(("exporter", "with_mapping"), OFFLINE, ids=[f"{e}-{'mapping' if m else 'alone'}" for e, m in OFFLINE])
+@pytest.mark.parametrize("case", DISTILL_CASES, ids=IDS)
+def test_offline_call(case: DistillCase, exporter: str, with_mapping: bool, files: _Files, tmp_path: Path) -> None:
+    written = files.get(case, exporter)
+    mapping = str(written.mapping_file) if with_mapping else None
+    out = tmp_path / "distill.json"
+    _outcome(
+        case,
+        lambda: create_distill_config_from_onnx(str(out), str(written.onnx_file), mapping, case.cfg_path()),
+        out,
+    )
