@@ -410,17 +410,47 @@ def folded_batchnorm(graph: nx.DiGraph, modules: Mapping[str, ModuleInfo]) -> st
         elif data[keys.OP_TYPE] == "Conv":
             inputs = data[keys.INPUTS]
             weight = graph.nodes.get(("init", inputs[1])) if len(inputs) > 1 and inputs[1] else None
-            made = weight is not None and not weight.get(keys.PARAMS) and "::" in inputs[1]
+            made = weight is not None and not weight.get(keys.PARAMS) and inputs[1].startswith("onnx::Conv")
             if owner in batchnorms or made:
                 suspects.append(str(data[keys.ONNX_NAME] or node))
     silent = sorted(batchnorms - with_node)
-    if not silent or not suspects:
+    if not suspects or not (silent or not batchnorms):
         return None
     shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+    what = (
+        f"the BatchNorm modules {shown} have no BatchNormalization node"
+        if silent
+        else "a Conv reads a folded weight"
+    )
     return (
-        f"the BatchNorm modules {shown} have no BatchNormalization node: the file was exported with BatchNorm "
+        f"{what}: the file was exported with BatchNorm "
         f"folded into the convolutions (e.g. {suspects[0]}), so the distill groups (conv -> BatchNorm -> "
         "activation, SPEC 11.3) cannot be read from it; export it again with BatchNorm kept (QuantScope's "
         "export_onnx does with exporter='dynamo', or with constant_folding=False; so does "
         "torch.onnx.export(..., do_constant_folding=False))"
+    )
+
+
+def unknown_classes(graph: nx.DiGraph, modules: Mapping[str, ModuleInfo]) -> str | None:
+    """Why the groups cannot be read because the file does not say the class of a module whose op could join a
+    unit (a TorchScript file read without its mapping: BatchNorm and activation modules have no class), else
+    None. Whether such an op joins, and under which name, depends on that class (SPEC 11.3 rules 2-4)."""
+    unknown: list[str] = []
+    for _, data in graph.nodes(data=True):
+        if data[keys.KIND] != keys.KIND_OP:
+            continue
+        if data[keys.OP_TYPE] != "BatchNormalization" and data[keys.OP_TYPE] not in JOINING_ACTIVATIONS:
+            continue
+        owner = data[keys.MODULE]
+        if owner is None:
+            continue
+        info = modules.get(owner)
+        if info is None or info.class_name == keys.UNKNOWN_CLASS:
+            unknown.append(f"{owner or '<root>'} ({data[keys.OP_TYPE]} {data[keys.ONNX_NAME]})")
+    if not unknown:
+        return None
+    shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    return (
+        f"the file does not say the class of the modules {shown}: whether their ops join a distill unit, and "
+        "under which name, depends on it (SPEC 11.3); pass the mapping file written with the ONNX file"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from analyzer import create_distill_config, create_distill_config_from_onnx
+from analyzer import InputFileError, create_distill_config, create_distill_config_from_onnx
 from analyzer.api import analyze_distill
 from analyzer.kinds.distill_config import load_distill_config
 from graph.export import OnnxExport, export_graph, export_onnx
@@ -40,7 +40,9 @@ def test_library_call(case: DistillCase, tmp_path: Path) -> None:
 
 
 @functools.cache
-def _exported(factory: Callable[[], nn.Module], shapes: tuple[tuple[int, ...], ...], exporter: str) -> ExportedGraph:
+def _exported(
+    factory: Callable[[], nn.Module], shapes: tuple[tuple[int, ...], ...], exporter: str
+) -> ExportedGraph:
     case = next(c for c in DISTILL_CASES if c.factory is factory and c.shapes == shapes)
     return export_graph(case.model(), case.inputs(), exporter=exporter)
 
@@ -71,7 +73,11 @@ class _Files:
         if key not in self.done:
             folder = self.root / f"{case.name}-{exporter}-{'folded' if folding else 'kept'}"
             self.done[key] = export_onnx(
-                case.model(), case.inputs(), folder / "model.onnx", exporter=exporter, constant_folding=folding
+                case.model(),
+                case.inputs(),
+                folder / "model.onnx",
+                exporter=exporter,
+                constant_folding=folding,
             )
         return self.done[key]
 
@@ -84,9 +90,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> _Files:
 OFFLINE = [("dynamo", True), ("dynamo", False), ("torchscript", True)]
 
 
-@pytest.mark.parametrize(("exporter", "with_mapping"), OFFLINE, ids=[f"{e}-{'mapping' if m else 'alone'}" for e, m in OFFLINE])
+@pytest.mark.parametrize(
+    ("exporter", "with_mapping"), OFFLINE, ids=[f"{e}-{'mapping' if m else 'alone'}" for e, m in OFFLINE]
+)
 @pytest.mark.parametrize("case", DISTILL_CASES, ids=IDS)
-def test_offline_call(case: DistillCase, exporter: str, with_mapping: bool, files: _Files, tmp_path: Path) -> None:
+def test_offline_call(
+    case: DistillCase, exporter: str, with_mapping: bool, files: _Files, tmp_path: Path
+) -> None:
     written = files.get(case, exporter)
     mapping = str(written.mapping_file) if with_mapping else None
     out = tmp_path / "distill.json"
@@ -95,3 +105,56 @@ def test_offline_call(case: DistillCase, exporter: str, with_mapping: bool, file
         lambda: create_distill_config_from_onnx(str(out), str(written.onnx_file), mapping, case.cfg_path()),
         out,
     )
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in DISTILL_CASES if c.name in ("d_basic", "d_chain")], ids=["d_basic", "d_chain"]
+)
+def test_torchscript_file_without_mapping_is_refused(
+    case: DistillCase, files: _Files, tmp_path: Path
+) -> None:
+    """A TorchScript file does not say the class of its BatchNorm and activation modules: refused, not guessed."""
+    written = files.get(case, "torchscript")
+    out = tmp_path / "distill.json"
+    with pytest.raises(
+        InputFileError, match=r"does not say the class of the modules bn.*pass the mapping file"
+    ):
+        create_distill_config_from_onnx(str(out), str(written.onnx_file), None, case.cfg_path())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in DISTILL_CASES if c.name in ("d_basic", "d_resnet_tiny")],
+    ids=["d_basic", "d_resnet_tiny"],
+)
+def test_file_with_batchnorm_folded_is_refused(case: DistillCase, files: _Files, tmp_path: Path) -> None:
+    """The TorchScript exporter's default folds BatchNorm into the conv: the groups cannot be read, and the error
+    says so instead of writing groups without their BatchNorm."""
+    written = files.get(case, "torchscript", folding=True)
+    out = tmp_path / "distill.json"
+    with pytest.raises(
+        InputFileError, match=r"have no BatchNormalization node: the file was exported with BatchNorm folded"
+    ):
+        create_distill_config_from_onnx(
+            str(out), str(written.onnx_file), str(written.mapping_file), case.cfg_path()
+        )
+    assert not out.exists()
+
+
+def test_the_retrain_call_is_unchanged_on_a_distill_model(tmp_path: Path) -> None:
+    """The activation classes now recorded in the module table change nothing in the retrain config."""
+    from analyzer import create_quant_retrain_config
+
+    case = DISTILL_CASES[0]
+    out = tmp_path / "retrain.json"
+    create_quant_retrain_config(str(out), case.model(), case.inputs())
+    import json
+
+    assert list(json.loads(out.read_text(encoding="utf-8"))) == [
+        "version",
+        "batch_num",
+        "fc",
+        "conv",
+        "conv2",
+    ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from analyzer.checks import Finding, Severity
 from analyzer.errors import InputFileError, NoQuantizableLayerError
-from analyzer.groups import Groups, find_groups, folded_batchnorm
+from analyzer.groups import Groups, find_groups, folded_batchnorm, unknown_classes
 from analyzer.kinds.distill_config import (
     DISTILL_TYPES,
     DistillResolved,
@@ -62,9 +62,9 @@ def generate_distill(
     candidates = distill_candidates(index, excluded)
     if not candidates:
         raise NoQuantizableLayerError(NO_CANDIDATES)
-    folded = folded_batchnorm(index.graph, index.modules)
-    if folded is not None:
-        raise InputFileError(folded)
+    unreadable = folded_batchnorm(index.graph, index.modules) or unknown_classes(index.graph, index.modules)
+    if unreadable is not None:
+        raise InputFileError(unreadable)
     resolved = resolve_distill([(layer.name, str(layer.layer_type)) for layer in candidates], simple)
     starts = {layer.name: typed_ops(layer)[0].node for layer in candidates}
     groups = find_groups(
