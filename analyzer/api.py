@@ -1,7 +1,9 @@
-"""The public calls: the AMCT-compatible `create_quant_retrain_config` and its offline twin.
+"""The public calls: the AMCT-compatible library calls and their offline twins, one pipeline for every kind.
 
-Both run one pipeline: an `ExportedGraph` (from torch, or from an ONNX file + mapping) -> networkx graph ->
-checks -> resolution with the simple config -> schema-validated JSON written atomically, plus the report.
+Every call runs the same steps: an `ExportedGraph` (from torch, or from an ONNX file + mapping) -> networkx
+graph -> checks -> the kind's generator (`analyzer.kinds`: resolution with its simple config, its JSON layout)
+-> schema-validated JSON written atomically, plus the report. A call is a thin wrapper: its own argument
+checks, then `run_call` (library) or `write_from_onnx` (offline) with its kind's row.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from analyzer.checks import Finding, Severity, run_checks
-from analyzer.emit import render, write_atomic
+from analyzer.checks import run_checks
+from analyzer.emit import write_atomic
 from analyzer.errors import (
     AnalysisError,
     ArgumentTypeError,
@@ -24,23 +26,13 @@ from analyzer.errors import (
     NoQuantizableLayerError,
     QuantScopeError,
 )
-from analyzer.layers import GraphIndex, index_graph, layer_int4_blocker
-from analyzer.layertypes import DOCUMENTED, INT4_PACK_KINDS, SUPPORTED_TYPES, select_types
-from analyzer.report import (
-    CONFIG_NOTE_CODE,
-    DOWNGRADE_CHECK,
-    DOWNGRADE_CODE,
-    QUANTIZE,
-    Report,
-    build_report,
-    excluding_findings,
-)
-from analyzer.resolve import LayerSetting, QuantLayer, resolve
+from analyzer.kinds import DEFAULT_KIND, Analysis, Kind, kind_of
+from analyzer.kinds.base import names_shown
+from analyzer.layers import index_graph
+from analyzer.layertypes import DOCUMENTED
+from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
 from graph.build import build_graph, paused_gc
 from graph.ir import ExportedGraph
-
-if TYPE_CHECKING:
-    from analyzer.simple_config import SimpleConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,119 +49,77 @@ def _check_path(value: Any, argument: str, optional: bool = False) -> None:
         raise ArgumentTypeError(f"{argument} must be {expected} of a text path, got a bytes path")
 
 
-def _load_simple(
-    config_defination: PathArg | None, types: tuple[str, ...] = SUPPORTED_TYPES
-) -> SimpleConfig | None:
+def _types(row: Kind, layer_types: Any) -> tuple[str, ...]:
+    """The candidate types of a call of kind `row` (its fixed set when it takes no `layer_types`)."""
+    return row.select_types(layer_types if row.takes_layer_types else None)
+
+
+def _load_simple(row: Kind, config_defination: PathArg | None, types: tuple[str, ...]) -> Any:
     if config_defination is None:
         return None
-    from analyzer.simple_config import load_simple_config
-
-    return load_simple_config(config_defination, types)
-
-
-def layer_types_of(layer_types: Any) -> tuple[str, ...]:
-    """The candidate types a `layer_types` argument selects (SPEC section 9).
-
-    Raises:
-        TypeError: not a string nor a collection of strings.
-        ValueError: an unknown mode or type name; the message names it and the allowed ones.
-    """
-    try:
-        return select_types(layer_types)
-    except TypeError as err:
-        raise ArgumentTypeError(str(err)) from None
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    return row.load_simple(config_defination, types)
 
 
 def analyze(
     exported: ExportedGraph,
-    simple: SimpleConfig | None = None,
+    simple: Any = None,
     config_file: str | None = None,
     layer_types: Any = DOCUMENTED,
+    *,
+    kind: str = DEFAULT_KIND,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Report, str]:
-    """Run the checks and the resolution on an exported graph; return the report and the config JSON text.
+    """Run the checks and the kind's generator on an exported graph; return the report and the config JSON text.
+
+    Args:
+        exported: the exported graph (from torch or from an ONNX file).
+        simple: the kind's parsed simple config (its `load_simple`), or None.
+        config_file: where the config will be written (recorded in the report).
+        layer_types: the `layer_types` argument (kinds that take one).
+        kind: a key of `analyzer.kinds.KINDS`.
+        options: the call's own keyword arguments for the kind's `generate` (PTQ: skip_layers, batch_num, ...).
 
     Raises:
-        NoQuantizableLayerError: no layer passes the checks, or every layer is disabled.
-        ConfigError: the simple config does not fit the model, or `layer_types` is unknown.
+        NoQuantizableLayerError: no layer passes the checks, or every layer is disabled; when the model is the
+            cause (not the simple config) the error carries the report.
+        ConfigError: the simple config or an argument does not fit the model, or `layer_types` is unknown.
     """
-    types = layer_types_of(layer_types)
+    row = kind_of(kind)
+    types = _types(row, layer_types)
     index = index_graph(build_graph(exported), types)
-    findings = run_checks(index)
-    excluded = excluding_findings(findings)
-    quantizable = [
-        QuantLayer(layer.name, layer.layer_type, layer_int4_blocker(layer))
-        for layer in index.layers
-        if layer.layer_type is not None and layer.name not in excluded
-    ]
-    if not quantizable:
-        report = build_report(index, findings, {}, (), config_file)
-        raise NoQuantizableLayerError(_nothing_to_quantize(index, excluded), report=report)
-    reasons_by_layer = {name: "; ".join(f.reason for f in fs) for name, fs in excluded.items()}
-    module_classes = {name: info.class_name for name, info in index.modules.items()}
-    resolved = resolve(
-        quantizable, simple, reasons_by_layer, module_classes, types
-    )  # raises when all are disabled
-    text = render(resolved)
-    config_notes = tuple(
-        Finding(CONFIG_NOTE_CODE, "config-note", Severity.INFO, layer or None, note)
-        for layer, note in resolved.notes
+    findings = run_checks(index, row.checks)
+    analysis = Analysis(index, findings, excluding_findings(findings), types)
+    try:
+        generated = row.generate(analysis, simple, options or {})
+    except NoQuantizableLayerError as err:
+        # about the model, not the config: the table of why nothing qualifies is what the caller needs
+        if err.report is None and not isinstance(err, ConfigError):
+            err.report = build_report(index, findings, {}, (), config_file, kind=row.name)
+        raise
+    report = build_report(
+        index,
+        findings,
+        generated.outcomes,
+        generated.notes,
+        config_file,
+        kind=row.name,
+        groups=generated.groups,
     )
-    downgrades = tuple(
-        Finding(DOWNGRADE_CODE, DOWNGRADE_CHECK, Severity.INFO, setting.name, setting.downgrade_reason)
-        for setting in resolved.layers
-        if setting.downgrade_reason is not None
-    )
-    settings = {s.name: s for s in resolved.layers}
-    report = build_report(index, findings, settings, config_notes + downgrades, config_file)
-    _log(report)
-    _log_downgrades(resolved.layers)
-    return report, text
+    _log(report, row.logged_codes)
+    for line in generated.warnings:
+        logger.warning("%s", line)
+    return report, generated.text
 
 
-def _names_shown(names: Sequence[str], most: int = 5) -> str:
-    """The first `most` layer names of a log line, then "and N more"."""
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
-def _log_downgrades(settings: Sequence[LayerSetting]) -> None:
-    """One WARNING per kind of INT4 -> INT8 downgrade (odd Cin, grouped conv), naming the layers."""
-    for kind in INT4_PACK_KINDS:
-        hit = [s for s in settings if s.downgraded is not None and s.downgraded.kind == kind]
-        if not hit:
-            continue
-        logger.warning(
-            "%s (%s) on %d layer(s): %s (e.g. %s)",
-            DOWNGRADE_CHECK,
-            kind,
-            len(hit),
-            _names_shown([s.name for s in hit]),
-            hit[0].downgrade_reason,
-        )
-
-
-def _nothing_to_quantize(index: GraphIndex, excluded: Mapping[str, list[Finding]]) -> str:
-    """Why no layer can be quantized: each excluded layer's reason, else the weight-carrying modules seen."""
-    if excluded:
-        reasons = "; ".join(f.reason for found in excluded.values() for f in found)
-        return f"no layer can be quantized ({reasons})"
-    seen = [f"{layer.name or '<root>'} ({layer.class_name})" for layer in index.layers]
-    detail = f"; seen: {_names_shown(seen, 10)}"
-    kinds = index.selected
-    wanted = f"{', '.join(kinds[:-1])} or {kinds[-1]}" if len(kinds) > 1 else kinds[0]
-    return f"no layer can be quantized (no {wanted} module{detail if seen else ''})"
-
-
-def _log(report: Report) -> None:
+def _log(report: Report, logged_codes: frozenset[str] = frozenset()) -> None:
     """One INFO summary line and one WARNING per advisory kind, instead of one message per layer."""
     logger.info("%s", report.summary_line())
     kinds: dict[str, list[str]] = defaultdict(list)
     reasons: dict[str, str] = {}
     for record in report.layers:
         for advisory in record.advisories:
-            if advisory.code == DOWNGRADE_CODE:
-                continue  # logged per kind by _log_downgrades
+            if advisory.code in logged_codes:
+                continue  # the kind logs these itself, one line per kind of change
             if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
                 continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")
@@ -179,7 +129,7 @@ def _log(report: Report) -> None:
             kinds[note.check].append(note.layer or "<config>")
             reasons.setdefault(note.check, note.reason)
     for check, names in sorted(kinds.items()):
-        shown = _names_shown(names)
+        shown = names_shown(names)
         logger.warning("%s on %d layer(s): %s (e.g. %s)", check, len(names), shown, reasons[check])
 
 
@@ -226,17 +176,30 @@ def create_quant_retrain_config(
             f"input_data must be a tuple of inputs or a torch.Tensor, got {type(input_data).__name__}"
         )
     _check_path(config_defination, "config_defination", optional=True)
-    types = layer_types_of(layer_types)
+    return run_call(kind_of("retrain"), config_file, model, input_data, config_defination, layer_types)
 
+
+def run_call(
+    row: Kind,
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    config_defination: PathArg | None,
+    layer_types: Any = None,
+    options: Mapping[str, Any] | None = None,
+) -> Report:
+    """The shared part of every library call, after its own argument checks: read the simple config (before
+    the export, so that a broken file fails fast), export, analyse with kind `row`, write atomically."""
+    types = _types(row, layer_types)
     from graph.export import ExportError, export_graph
 
-    simple = _load_simple(config_defination, types)
+    simple = _load_simple(row, config_defination, types)
     try:
         exported = export_graph(model, input_data)
     except ExportError as err:
         raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
     try:
-        report, text = analyze(exported, simple, layer_types=types)
+        report, text = analyze(exported, simple, layer_types=types, kind=row.name, options=options)
     except QuantScopeError:
         raise
     except Exception as err:
@@ -270,8 +233,24 @@ def create_quant_retrain_config_from_onnx(
         ValueError: the ONNX or mapping file is unreadable or they disagree, a mapping is needed and missing,
             the simple config is invalid, or no layer can be quantized.
     """
+    return write_from_onnx(config_file, onnx_file, mapping_file, config_defination, layer_types=layer_types)
+
+
+def write_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    config_defination: PathArg | None = None,
+    *,
+    layer_types: Any = DOCUMENTED,
+    kind: str = DEFAULT_KIND,
+    options: Mapping[str, Any] | None = None,
+) -> Report:
+    """The offline call of any kind: analyse the files and write the config atomically."""
     _check_path(config_file, "config_file")
-    report, text = analyze_onnx(onnx_file, mapping_file, config_defination, layer_types=layer_types)
+    report, text = analyze_onnx(
+        onnx_file, mapping_file, config_defination, layer_types=layer_types, kind=kind, options=options
+    )
     return _write(config_file, report, text)
 
 
@@ -281,10 +260,12 @@ def analyze_onnx(
     config_defination: PathArg | None = None,
     *,
     layer_types: Any = DOCUMENTED,
+    kind: str = DEFAULT_KIND,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[Report, str]:
     """The offline analysis without writing anything: the report and the config JSON text.
 
-    Used by `create_quant_retrain_config_from_onnx` and by the CLI's `explain`/`validate`.
+    Used by the offline calls and by the CLI's `explain`/`validate`.
     """
     _check_path(onnx_file, "onnx_file")
     _check_path(mapping_file, "mapping_file", optional=True)
@@ -292,12 +273,13 @@ def analyze_onnx(
     from graph.errors import GraphFileError
     from graph.load import load_graph
 
-    types = layer_types_of(layer_types)
-    simple = _load_simple(config_defination, types)
+    row = kind_of(kind)
+    types = _types(row, layer_types)
+    simple = _load_simple(row, config_defination, types)
     try:
         with paused_gc():  # the records and the graph are built, not freed: collections would find nothing
             exported = load_graph(onnx_file, mapping_file)
-            return analyze(exported, simple, layer_types=types)
+            return analyze(exported, simple, layer_types=types, kind=row.name, options=options)
     except GraphFileError as err:  # unreadable or truncated file, mapping that does not match, mapping needed
         raise InputFileError(str(err)) from err
     except QuantScopeError:
@@ -352,68 +334,6 @@ def _amct_operations(model: Any) -> None:
         )
 
 
-def _distill_simple(config_defination: PathArg | None) -> Any:
-    if config_defination is None:
-        return None
-    path = os.fspath(config_defination)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Not found config_defination file {os.path.realpath(path)}")
-    from analyzer.kinds.distill_config import load_distill_config
-
-    return load_distill_config(path)
-
-
-def analyze_distill(exported: ExportedGraph, simple: Any = None) -> tuple[Report, str]:
-    """The distill analysis of an exported graph: the report and the config JSON text (SPEC 11).
-
-    Raises:
-        NoQuantizableLayerError: no candidate, or every layer skipped.
-        ConfigError: the simple config does not fit the model, or a user group is invalid.
-        InputFileError: the graph has BatchNorm folded into its convolutions.
-    """
-    from analyzer.kinds.distill import generate_distill
-    from analyzer.kinds.distill_config import DISTILL_TYPES
-
-    index = index_graph(build_graph(exported), DISTILL_TYPES)
-    findings = run_checks(index)
-    excluded = excluding_findings(findings)
-    try:
-        out = generate_distill(index, excluded, simple)
-    except NoQuantizableLayerError as err:
-        err.report = build_report(index, findings, {}, (), None)
-        raise
-    settings = {s.name: _as_layer_setting(s) for s in out.resolved.layers}
-    report = build_report(index, findings, settings, out.notes, None)
-    report = replace(report, groups=out.groups.groups)
-    logger.info("%s", report.summary_line())
-    for note in out.notes:
-        if note.code == "QS402":
-            logger.warning("%s", note.reason)
-    return report, out.text
-
-
-def _as_layer_setting(setting: Any) -> LayerSetting:
-    """A distill layer's setting in the report's terms."""
-    from analyzer.resolve import DataSetting, WeightSetting
-
-    clip = setting.data.clip
-    return LayerSetting(
-        setting.name,
-        setting.layer_type,
-        setting.enabled,
-        DataSetting(
-            "ulq_quantize",
-            clip[0] if clip else None,
-            clip[1] if clip else None,
-            setting.data.fixed_min,
-            setting.data.dst_type,
-        ),
-        WeightSetting(setting.weight.algo, setting.channel_wise, setting.weight.dst_type),
-        setting.source,
-        skipped_by=() if setting.enabled else (setting.source,),
-    )
-
-
 def create_distill_config(
     config_file: PathArg,
     model: Any,
@@ -456,45 +376,10 @@ def create_distill_config(
     _check_path(config_file, "config_file")
     _check_path(config_defination, "config_defination", optional=True)
 
-    from graph.export import ExportError, export_graph, unwrap
+    from graph.export import unwrap
 
     _amct_operations(unwrap(model))
-    simple = _distill_simple(config_defination)
-    try:
-        exported = export_graph(model, input_data)
-    except ExportError as err:
-        raise ExportFailedError(f"ONNX export failed: {err}") from err.__cause__
-    try:
-        report, text = analyze_distill(exported, simple)
-    except QuantScopeError:
-        raise
-    except Exception as err:
-        raise _unexpected(f"the graph exported from {type(model).__name__}", err) from err
-    return _write(config_file, report, text)
-
-
-def analyze_distill_onnx(
-    onnx_file: PathArg, mapping_file: PathArg | None = None, config_defination: PathArg | None = None
-) -> tuple[Report, str]:
-    """The offline distill analysis without writing anything: the report and the config JSON text."""
-    _check_path(onnx_file, "onnx_file")
-    _check_path(mapping_file, "mapping_file", optional=True)
-    _check_path(config_defination, "config_defination", optional=True)
-    from graph.errors import GraphFileError
-    from graph.load import load_graph
-
-    simple = _distill_simple(config_defination)
-    try:
-        with paused_gc():
-            exported = load_graph(onnx_file, mapping_file)
-            return analyze_distill(exported, simple)
-    except GraphFileError as err:
-        raise InputFileError(str(err)) from err
-    except QuantScopeError:
-        raise
-    except Exception as err:
-        inputs = repr(os.fspath(onnx_file)) + (f" with {os.fspath(mapping_file)!r}" if mapping_file else "")
-        raise _unexpected(inputs, err) from err
+    return run_call(kind_of("distill"), config_file, model, input_data, config_defination)
 
 
 def create_distill_config_from_onnx(
@@ -514,6 +399,4 @@ def create_distill_config_from_onnx(
         FileNotFoundError: `config_defination` does not exist.
         ValueError: the files are unreadable, disagree or have BatchNorm folded, or as `create_distill_config`.
     """
-    _check_path(config_file, "config_file")
-    report, text = analyze_distill_onnx(onnx_file, mapping_file, config_defination)
-    return _write(config_file, report, text)
+    return write_from_onnx(config_file, onnx_file, mapping_file, config_defination, kind="distill")

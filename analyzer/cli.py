@@ -76,6 +76,32 @@ def _layer_types_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _kind_option(parser: argparse.ArgumentParser) -> None:
+    from analyzer.kinds import DEFAULT_KIND, KINDS
+
+    parser.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default=DEFAULT_KIND,
+        help="the kind of config: "
+        + "; ".join(f"{name}: {row.summary}" for name, row in KINDS.items())
+        + f" (default: {DEFAULT_KIND})",
+    )
+
+
+def _kind_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every offline entry point takes for the chosen kind: `kind`, `layer_types`."""
+    from analyzer.kinds import kind_of
+    from analyzer.layertypes import DOCUMENTED
+
+    row = kind_of(args.kind)
+    if not row.takes_layer_types and args.layer_types != DOCUMENTED:
+        raise UsageError(
+            f"--layer-types applies to --kind retrain only; {row.call} has its own candidate types"
+        )
+    return {"kind": row.name, "layer_types": args.layer_types}
+
+
 def _common() -> argparse.ArgumentParser:
     """-v/-q, accepted after the command too (defaults suppressed so they do not reset the global ones)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -187,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "as create_quant_retrain_config_from_onnx does.",
     )
     _model_options(generate)
+    _kind_option(generate)
     _layer_types_option(generate)
     generate.add_argument(
         "-o", "--output", required=True, metavar="config.json", help="the config file to write"
@@ -200,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         "decision and the reason. Nothing is written unless -o or --annotate is given.",
     )
     _model_options(explain)
+    _kind_option(explain)
     _layer_types_option(explain)
     explain.add_argument(
         "--format", choices=("text", "json"), default="text", help="report format (default: text)"
@@ -227,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--mapping", metavar="m.json", help="its mapping file (default: beside the ONNX file)"
     )
+    _kind_option(validate)
     _layer_types_option(validate)
     return parser
 
@@ -450,13 +479,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from analyzer.api import create_quant_retrain_config_from_onnx
+    from analyzer.api import write_from_onnx
 
+    kind = _kind_arguments(args)
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
-    report = create_quant_retrain_config_from_onnx(
-        args.output, onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
-    )
+    report = write_from_onnx(args.output, onnx_file, _mapping(onnx_file, args.mapping), simple, **kind)
     _say(args, f"wrote {report.config_file}: {report.summary_line()}")
     return EXIT_OK
 
@@ -464,13 +492,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from analyzer.api import analyze_onnx
 
+    kind = _kind_arguments(args)
     onnx_file = _input_file(args.onnx, "the ONNX model")
     simple = _input_file(args.simple_config, "the simple config") if args.simple_config else None
     status = EXIT_OK
     try:
-        report, _text = analyze_onnx(
-            onnx_file, _mapping(onnx_file, args.mapping), simple, layer_types=args.layer_types
-        )
+        report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), simple, **kind)
     except NoQuantizableLayerError as err:
         if err.report is None:
             raise
@@ -507,20 +534,19 @@ def _read_config(path: str) -> bytes:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from analyzer.validate import validate_config
+    from analyzer.kinds import kind_of
 
     if args.mapping and not args.onnx:
         raise UsageError("--mapping needs --onnx: the mapping describes a model")
+    kind = _kind_arguments(args)
     text = _read_config(args.config)
     report = None
     if args.onnx:
         from analyzer.api import analyze_onnx
 
         onnx_file = _input_file(args.onnx, "the ONNX model")
-        report, _text = analyze_onnx(
-            onnx_file, _mapping(onnx_file, args.mapping), layer_types=args.layer_types
-        )
-    problems = validate_config(text, report, model=args.onnx or "the model")
+        report, _text = analyze_onnx(onnx_file, _mapping(onnx_file, args.mapping), **kind)
+    problems = kind_of(args.kind).validate_config(text, report, args.onnx or "the model")
     for problem in problems:
         print(f"{args.config}: {problem}")
     if problems:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.checks import Finding, Severity
+from analyzer.kinds.base import LayerOutcome
 from analyzer.layers import GraphIndex, Layer, layer_int4_blocker
-from analyzer.resolve import LayerSetting
 from graph import keys
 from graph.ir import Producer
 
@@ -34,13 +34,6 @@ CONFIG_NOTE_CODE = "QS301"
 # an INT4 weight the config asked for, written as INT8 because it cannot be INT4-packed (SPEC section 8)
 DOWNGRADE_CODE = "QS302"
 DOWNGRADE_CHECK = "int4-downgrade"
-
-_SOURCES = {
-    "default": "built-in defaults",
-    "global": "the global settings of the simple config",
-    "override_layer_types": "override_layer_types",
-    "override_layer_configs": "override_layer_configs",
-}
 
 # ANSI SGR colours per decision, used only when the caller asks for colour (the CLI does on a terminal)
 _COLOURS = {QUANTIZE: "32", SKIPPED: "33", EXCLUDED: "31", NOT_CANDIDATE: "2"}
@@ -139,15 +132,16 @@ class LayerRecord:
 class Report:
     """The analysis of one model: every layer's record, findings tied to no layer, and where it came from.
 
-    Returned by both library calls; `to_json()` gives the form `schemas/report.schema.json` describes and
-    `to_text()` a table a person reads at a glance.
+    Returned by every library call; `to_json()` gives the form `schemas/report.schema.json` describes and
+    `to_text()` a table a person reads at a glance. `kind` is the kind of config (`retrain`, `ptq`,
+    `distill`); `groups` the distill groups (layer names in config order), None for the other kinds.
     """
 
     layers: tuple[LayerRecord, ...]
     notes: tuple[Finding, ...]
     producer: Producer
     config_file: str | None = None
-    # the distill groups (lists of layer names in config order); None for the configs that have none
+    kind: str = "retrain"
     groups: tuple[tuple[str, ...], ...] | None = None
 
     @property
@@ -228,9 +222,10 @@ class Report:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form as Python objects, keys in a fixed order (`groups` only for a distill config)."""
+        """The JSON form as Python objects, keys in a fixed order."""
         out: dict[str, Any] = {
             "version": REPORT_VERSION,
+            "kind": self.kind,
             "provenance": self.provenance(),
             "config_file": self.config_file,
             "summary": self.summary,
@@ -303,7 +298,8 @@ def _inputs_text(shapes: Iterable[tuple[int | None, ...]]) -> str:
 def _text_lines(report: Report, color: bool) -> Iterable[str]:
     p = report.producer
     opset = f"opset {p.opset}" if p.opset is not None else "opset unknown"
-    yield f"QuantScope {_version()}: {p.exporter} export, {opset}, inputs {_inputs_text(p.input_shapes)}"
+    kind = f" ({report.kind} config)" if report.kind != "retrain" else ""
+    yield f"QuantScope {_version()}{kind}: {p.exporter} export, {opset}, inputs {_inputs_text(p.input_shapes)}"
     if p.export_choice:
         yield f"why {p.exporter}: {p.export_choice}"
     yield ""
@@ -371,17 +367,10 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
     yield _paint(report.summary_line(), _BOLD, color)
 
 
-def _quantize_reason(layer: Layer, setting: LayerSetting) -> str:
-    data, weight = setting.data, setting.weight
-    granularity = "per-channel" if weight.channel_wise else "per-tensor"
-    source = _SOURCES.get(setting.source, setting.source)
-    return f"{layer.name}: {data.dst_type} data / {weight.dst_type} weight, {weight.algo} {granularity} ({source})"
-
-
 def _record(
     layer: Layer,
     findings: list[Finding],
-    setting: LayerSetting | None,
+    setting: LayerOutcome | None,
     notes: Iterable[Finding],
     inferred: tuple[Inferred, ...] = (),
 ) -> LayerRecord:
@@ -427,20 +416,8 @@ def _record(
         )
     if setting is None:
         raise ValueError(f"no resolved setting for candidate layer {layer.name!r}, and no check excluded it")
-    if not setting.retrain_enable:
-        return LayerRecord(
-            **common,
-            decision=SKIPPED,
-            code=None,
-            check=None,
-            reason=(
-                f"{layer.name}: retrain_enable false, disabled by the simple config "
-                f"({' and '.join(setting.skipped_by) or 'skip lists'})"
-            ),
-        )
-    return LayerRecord(
-        **common, decision=QUANTIZE, code=None, check=None, reason=_quantize_reason(layer, setting)
-    )
+    decision = QUANTIZE if setting.enabled else SKIPPED
+    return LayerRecord(**common, decision=decision, code=None, check=None, reason=setting.reason)
 
 
 def excluding_findings(findings: tuple[Finding, ...]) -> dict[str, list[Finding]]:
@@ -455,18 +432,22 @@ def excluding_findings(findings: tuple[Finding, ...]) -> dict[str, list[Finding]
 def build_report(
     index: GraphIndex,
     findings: tuple[Finding, ...],
-    settings: Mapping[str, LayerSetting],
+    settings: Mapping[str, LayerOutcome],
     config_notes: tuple[Finding, ...] = (),
     config_file: str | None = None,
+    kind: str = "retrain",
+    groups: tuple[tuple[str, ...], ...] | None = None,
 ) -> Report:
     """Turn the checks' findings and the resolved settings into one record per layer.
 
     Args:
         index: the indexed graph (its layers are the report's rows, in named_modules() order).
         findings: every check's findings.
-        settings: the resolved setting of every layer that is in the config, by name.
-        config_notes: notes on the simple config (QS301); those naming a layer become its advisories.
+        settings: the outcome of every layer that is in the config, by name (from the kind's `generate`).
+        config_notes: notes on the config (QS301, fallbacks); those naming a layer become its advisories.
         config_file: where the config was written, if it was.
+        kind: the kind of config (`retrain`, `ptq`, `distill`).
+        groups: the distill groups, None for the other kinds.
     """
     by_layer: dict[str | None, list[Finding]] = {}
     for f in findings:
@@ -493,4 +474,4 @@ def build_report(
     layer_names = {layer.name for layer in index.layers}
     notes = tuple(f for f in (*findings, *config_notes) if f.layer is None or f.layer not in layer_names)
     producer = index.graph.graph.get(keys.GRAPH_PRODUCER) or Producer("unknown")
-    return Report(records, notes, producer, config_file)
+    return Report(records, notes, producer, config_file, kind, groups)

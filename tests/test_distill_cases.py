@@ -13,8 +13,8 @@ import pytest
 from torch import nn
 
 from analyzer import InputFileError, create_distill_config, create_distill_config_from_onnx
-from analyzer.api import analyze_distill
-from analyzer.kinds.distill_config import load_distill_config
+from analyzer.api import analyze
+from analyzer.kinds.distill import load_simple
 from graph.export import OnnxExport, export_graph, export_onnx
 from graph.ir import ExportedGraph
 from tests.distill_cases import DISTILL_CASES, DistillCase
@@ -52,12 +52,12 @@ def _exported(
 def test_each_exporter(case: DistillCase, exporter: str) -> None:
     """Both exporters' graphs show conv -> BatchNormalization -> activation the same way (BatchNorm unfolded)."""
     exported = _exported(case.factory, case.shapes, exporter)
-    simple = load_distill_config(case.cfg_path()) if case.cfg else None  # type: ignore[arg-type]
+    simple = load_simple(case.cfg_path(), ()) if case.cfg else None  # type: ignore[arg-type]
     if case.error is not None:
         with pytest.raises(case.error_type, match=case.error):
-            analyze_distill(exported, simple)
+            analyze(exported, simple, kind="distill")
         return
-    _, text = analyze_distill(exported, simple)
+    _, text = analyze(exported, simple, kind="distill")
     assert text == case.golden_text()
 
 

@@ -6,20 +6,25 @@ resolution (`analyzer.kinds.distill_config`), and the distill groups read from t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 from analyzer.checks import Finding, Severity
-from analyzer.errors import InputFileError, NoQuantizableLayerError
-from analyzer.groups import Groups, find_groups, folded_batchnorm, unknown_classes
+from analyzer.errors import ConfigError, InputFileError, NoQuantizableLayerError
+from analyzer.groups import find_groups, folded_batchnorm, unknown_classes
+from analyzer.kinds.base import Analysis, Generated, Kind, LayerOutcome, PathArg, names_shown
 from analyzer.kinds.distill_config import (
     DISTILL_TYPES,
-    DistillResolved,
+    TOP_LEVEL,
+    DistillSetting,
     DistillSimple,
     check_enabled,
     groups_by_layer,
+    load_distill_config,
     render_distill,
     resolve_distill,
+    setting_reason,
 )
 from analyzer.layers import GraphIndex, Layer, typed_ops
 
@@ -28,16 +33,7 @@ GROUP_CHECK = "distill-group"
 LEFT_OUT_CODE = "QS402"  # a functional activation left out of a group (SPEC 11.6)
 LEFT_OUT_CHECK = "functional-activation"
 NO_CANDIDATES = "Not found supported distill quant layers in model."
-
-
-@dataclass(frozen=True, slots=True)
-class DistillOutput:
-    """What the distill generator gives the shared pipeline."""
-
-    text: str
-    resolved: DistillResolved
-    groups: Groups
-    notes: tuple[Finding, ...]
+DISTILL_SCHEMA = "distill_config.schema.json"
 
 
 def distill_candidates(index: GraphIndex, excluded: Mapping[str, Sequence[Finding]]) -> tuple[Layer, ...]:
@@ -49,17 +45,38 @@ def distill_candidates(index: GraphIndex, excluded: Mapping[str, Sequence[Findin
     )
 
 
-def generate_distill(
-    index: GraphIndex, excluded: Mapping[str, Sequence[Finding]], simple: DistillSimple | None
-) -> DistillOutput:
+def select_types(layer_types: Any) -> tuple[str, ...]:
+    """The distill candidates are fixed (SPEC 11.2); the call takes no `layer_types`."""
+    del layer_types
+    return DISTILL_TYPES
+
+
+def load_simple(path: PathArg, types: tuple[str, ...]) -> DistillSimple:
+    """Parse a distill simple config before the export; a missing file is AMCT's FileNotFoundError."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"Not found config_defination file {os.path.realpath(name)}")
+    return load_distill_config(path, types)
+
+
+def _outcome(setting: DistillSetting, group_line: str | None) -> LayerOutcome:
+    reason = setting_reason(setting) + (f"; {group_line}" if group_line else "")
+    if not setting.enabled:
+        return LayerOutcome(setting.name, False, reason, (setting.source,))
+    return LayerOutcome(setting.name, True, reason)
+
+
+def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[str, Any]) -> Generated:
     """Resolve the settings, find the groups and render the JSON, with AMCT's checks in AMCT's order.
 
     Raises:
         NoQuantizableLayerError: no candidate (AMCT's message), or every layer skipped.
         ConfigError: the simple config does not fit the model, or a user group is invalid.
-        InputFileError: the graph has BatchNorm folded into its convolutions (the groups cannot be read).
+        InputFileError: the graph cannot show the groups (BatchNorm folded, module classes not in the file).
     """
-    candidates = distill_candidates(index, excluded)
+    del options
+    index = analysis.index
+    candidates = distill_candidates(index, analysis.excluded)
     if not candidates:
         raise NoQuantizableLayerError(NO_CANDIDATES)
     unreadable = folded_batchnorm(index.graph, index.modules) or unknown_classes(index.graph, index.modules)
@@ -75,22 +92,18 @@ def generate_distill(
         simple.user_groups if simple is not None else (),
     )
     check_enabled(resolved)
+    lines = groups_by_layer(groups)
     notes = [
-        Finding(GROUP_CODE, GROUP_CHECK, Severity.INFO, name, f"{name}: {line}")
-        for name, line in groups_by_layer(groups).items()
+        Finding(GROUP_CODE, GROUP_CHECK, Severity.INFO, name, f"{name}: {lines[name]}")
+        for name in (layer.name for layer in candidates)
+        if name in groups.why_none
     ]
-    notes += [
-        Finding(
-            LEFT_OUT_CODE,
-            LEFT_OUT_CHECK,
-            Severity.INFO,
-            None,
-            f"the functional {item.op_type} op {item.op} after {item.after} joins distill group {item.group} "
-            f"but has no module: left out of the group (AMCT writes null there, which its create_distill_model "
-            "rejects)",
-        )
+    left_out = [
+        f"the functional {item.op_type} op {item.op} after {item.after} joins distill group {item.group} but has "
+        "no module: left out of the group (AMCT writes null there, which its create_distill_model rejects)"
         for item in groups.left_out
     ]
+    notes += [Finding(LEFT_OUT_CODE, LEFT_OUT_CHECK, Severity.INFO, None, line) for line in left_out]
     notes += [
         Finding(
             GROUP_CODE,
@@ -101,4 +114,75 @@ def generate_distill(
         )
         for name in groups.stray_activations
     ]
-    return DistillOutput(render_distill(resolved, groups), resolved, groups, tuple(notes))
+    warnings = (
+        [f"{len(groups.why_none)} distill layer(s) in no group: {names_shown(sorted(groups.why_none))}"]
+        if groups.why_none
+        else []
+    )
+    if left_out:
+        warnings.append(
+            f"{len(left_out)} functional activation(s) left out of their groups (e.g. {left_out[0]})"
+        )
+    obj_text = render_distill(resolved, groups)
+    errors = schema_errors(obj_text)
+    if errors:
+        raise ConfigError("the generated distill config does not satisfy its schema: " + "; ".join(errors))
+    return Generated(
+        text=obj_text,
+        outcomes={s.name: _outcome(s, lines.get(s.name)) for s in resolved.layers},
+        notes=tuple(notes),
+        warnings=tuple(warnings),
+        groups=groups.groups,
+    )
+
+
+def schema_errors(text: str | bytes) -> list[str]:
+    """The distill schema's complaints about a config text (empty when it fits)."""
+    import json
+
+    import schemas
+
+    try:
+        obj = json.loads(text)
+    except ValueError as err:
+        return [f"not JSON: {err}"]
+    found = sorted(schemas.validator(DISTILL_SCHEMA).iter_errors(obj), key=lambda e: list(e.absolute_path))
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '<top>'}: {e.message}" for e in found]
+
+
+def validate(text: str | bytes, report: Any, model: str) -> list[Any]:
+    """The problems of a hand-edited distill config: its schema, then (with the model's report) layers that are
+    not its Conv2d/Linear candidates, candidates missing, and group members the model does not have."""
+    import json
+
+    problems: list[Any] = schema_errors(text)
+    if problems or report is None:
+        return problems
+    obj = json.loads(text)
+    layers = {key for key in obj if key not in TOP_LEVEL}
+    candidates = {r.name for r in report.layers if r.layer_type in DISTILL_TYPES and r.decision != "excluded"}
+    problems += [f"{name}: not a distill layer of {model}" for name in sorted(layers - candidates)]
+    problems += [
+        f"{name}: a distill layer of {model} missing from the config" for name in sorted(candidates - layers)
+    ]
+    known = set(report.groups or ()) and {name for group in report.groups or () for name in group}
+    for group in obj.get("distill_group", []):
+        for name in group:
+            if known and name not in known and name not in candidates:
+                problems.append(f"distill_group member {name}: not in any group QuantScope finds in {model}")
+    return problems
+
+
+DISTILL = Kind(
+    name="distill",
+    call="create_distill_config",
+    offline_call="create_distill_config_from_onnx",
+    summary="distillation QAT config with its distill groups (AMCT create_distill_config)",
+    select_types=select_types,
+    load_simple=load_simple,
+    generate=generate,
+    validate_config=validate,
+    config_schema=DISTILL_SCHEMA,
+    takes_layer_types=False,
+    logged_codes=frozenset({GROUP_CODE, LEFT_OUT_CODE}),
+)

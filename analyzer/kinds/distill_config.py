@@ -40,6 +40,7 @@ LAYER_OVERRIDES = "distill_override_layers"
 TYPE_OVERRIDES = "distill_override_layer_types"
 SKIP_LAYERS = "quant_skip_layers"
 SKIP_TYPES = "quant_skip_layer_types"
+TOP_LEVEL = ("version", "batch_num", "group_size", "data_dump", "distill_group")
 
 
 @dataclass(frozen=True, slots=True)
