@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--exporter", choices=("dynamo", "torchscript"), default="dynamo", help="default: dynamo"
     )
+    export.add_argument(
+        "--no-constant-folding",
+        dest="constant_folding",
+        action="store_false",
+        help="torchscript: keep every BatchNorm as its own node (the distill groups need it; dynamo never folds)",
+    )
 
     generate = sub.add_parser(
         "generate",
@@ -467,7 +473,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from graph.export import export_onnx
 
     try:
-        written = export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=args.exporter)
+        written = export_onnx(
+            model,
+            inputs,
+            args.output,
+            mapping_file=args.mapping,
+            exporter=args.exporter,
+            constant_folding=args.constant_folding,
+        )
     except Exception as err:
         cause = _root_cause(err)
         raise UsageError(

@@ -60,10 +60,8 @@ def load_simple(path: PathArg, types: tuple[str, ...]) -> DistillSimple:
 
 
 def _outcome(setting: DistillSetting, group_line: str | None) -> LayerOutcome:
-    reason = setting_reason(setting) + (f"; {group_line}" if group_line else "")
-    if not setting.enabled:
-        return LayerOutcome(setting.name, False, reason, (setting.source,))
-    return LayerOutcome(setting.name, True, reason)
+    skipped_by = () if setting.enabled else (setting.source,)
+    return LayerOutcome(setting.name, setting.enabled, setting_reason(setting), skipped_by, group_line)
 
 
 def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[str, Any]) -> Generated:
@@ -99,7 +97,7 @@ def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[
         if name in groups.why_none
     ]
     left_out = [
-        f"the functional {item.op_type} op {item.op} after {item.after} joins distill group {item.group} but has "
+        f"the functional {item.op_type} op {item.op} after {item.after} joins distill_group[{item.group}] but has "
         "no module: left out of the group (AMCT writes null there, which its create_distill_model rejects)"
         for item in groups.left_out
     ]
@@ -165,11 +163,13 @@ def validate(text: str | bytes, report: Any, model: str) -> list[Any]:
     problems += [
         f"{name}: a distill layer of {model} missing from the config" for name in sorted(candidates - layers)
     ]
-    known = set(report.groups or ()) and {name for group in report.groups or () for name in group}
-    for group in obj.get("distill_group", []):
-        for name in group:
-            if known and name not in known and name not in candidates:
-                problems.append(f"distill_group member {name}: not in any group QuantScope finds in {model}")
+    for name in sorted(layers & candidates):
+        weight = obj[name].get("distill_weight_config", {})
+        kind = next(r.layer_type for r in report.layers if r.name == name)
+        if kind == "Linear" and weight.get("channel_wise") is True:
+            problems.append(
+                f"{name}/distill_weight_config/channel_wise: true on a Linear (AMCT: fc layer can not be channewised)"
+            )
     return problems
 
 

@@ -313,9 +313,9 @@ def groups_by_layer(groups: Groups) -> Mapping[str, str]:
     lines: dict[str, str] = {}
     for name, index in groups.member_of.items():
         group = groups.groups[index]
-        kind = "user group" if index in groups.user else "group"
+        kind = " (a user group of the simple config)" if index in groups.user else ""
         why = groups.unit_end.get(name)
-        lines[name] = f"distill {kind} {index}: [{', '.join(group)}]" + (
+        lines[name] = f"in distill_group[{index}] [{', '.join(group)}]{kind}" + (
             f"; its unit ends: {why}" if why else ""
         )
     for name, why in groups.why_none.items():
