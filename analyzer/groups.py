@@ -24,6 +24,7 @@ import networkx as nx
 
 from analyzer.errors import ConfigError
 from graph import keys
+from graph.infer import FUSED_SCOPE
 from graph.ir import ModuleInfo
 
 NodeKey = Any
@@ -394,7 +395,8 @@ def folded_batchnorm(graph: nx.DiGraph, modules: Mapping[str, ModuleInfo]) -> st
     constant folding (the TorchScript exporter's default) or through the dynamo optimizer has none: the conv
     absorbed it. Signs, with a BatchNorm module that makes no BatchNormalization node: a Conv owned by a
     BatchNorm module (the optimizer gives the fused node the BatchNorm's scope), or a Conv whose weight is a
-    tensor the exporter made (`onnx::Conv_12`: no parameter stands for it).
+    tensor the exporter made (`onnx::Conv_12`: no parameter stands for it), or a Conv the file was read as owned
+    by its conv although it carried the BatchNorm's scope (the dynamo optimizer's `FuseBatchNormIntoConv`).
     """
     batchnorms = {name for name, info in modules.items() if marked_kind(info) in BATCHNORM_CLASSES}
     if not batchnorms:
@@ -414,6 +416,10 @@ def folded_batchnorm(graph: nx.DiGraph, modules: Mapping[str, ModuleInfo]) -> st
             if owner in batchnorms or made:
                 suspects.append(str(data[keys.ONNX_NAME] or node))
     silent = sorted(batchnorms - with_node)
+    for fact in graph.graph.get(keys.GRAPH_INFERENCES) or ():
+        # the dynamo optimizer's fused Conv, re-owned to its conv from its weight's name (graph.infer)
+        if fact.fact == "owner" and any(f"{FUSED_SCOPE} {name!r}" in fact.basis for name in silent):
+            suspects.append(fact.basis.split(" (", 1)[0])
     if not suspects or not (silent or not batchnorms):
         return None
     shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
@@ -426,8 +432,8 @@ def folded_batchnorm(graph: nx.DiGraph, modules: Mapping[str, ModuleInfo]) -> st
         f"{what}: the file was exported with BatchNorm "
         f"folded into the convolutions (e.g. {suspects[0]}), so the distill groups (conv -> BatchNorm -> "
         "activation, SPEC 11.3) cannot be read from it; export it again with BatchNorm kept (QuantScope's "
-        "export_onnx does with exporter='dynamo', or with constant_folding=False; so does "
-        "torch.onnx.export(..., do_constant_folding=False))"
+        "export_onnx does with exporter='dynamo', or with constant_folding=False; with torch.onnx.export: "
+        "dynamo=True with optimize=False, or dynamo=False with do_constant_folding=False)"
     )
 
 

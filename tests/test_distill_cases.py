@@ -158,3 +158,23 @@ def test_the_retrain_call_is_unchanged_on_a_distill_model(tmp_path: Path) -> Non
         "conv",
         "conv2",
     ]
+
+
+def test_a_dynamo_file_made_with_the_optimizer_is_refused(tmp_path: Path) -> None:
+    """`torch.onnx.export(dynamo=True)` optimizes by default: the Conv absorbs the BatchNorm and is read as the
+    conv's again (from its weight's name), so nothing but the silent BatchNorm module shows the fold."""
+    import warnings
+
+    import torch
+
+    case = DISTILL_CASES[0]
+    path = tmp_path / "optimized.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(case.model(), case.inputs(), str(path), dynamo=True, verbose=False)
+    out = tmp_path / "distill.json"
+    with pytest.raises(
+        InputFileError, match=r"the BatchNorm modules bn have no BatchNormalization node.*optimize=False"
+    ):
+        create_distill_config_from_onnx(str(out), str(path))
+    assert not out.exists()

@@ -424,7 +424,8 @@ def test_batchnorm_folded_into_the_conv_is_refused() -> None:
 
 
 def test_batchnorm_kept_is_not_refused() -> None:
-    graph, table = _graph([conv("conv", "x", "a"), bn("bn", "a", "b")], [CONV, BN2D])
+    unused = module("bn_unused", "BatchNorm2d")  # registered, never called: no sign of a fold
+    graph, table = _graph([conv("conv", "x", "a"), bn("bn", "a", "b")], [CONV, BN2D, unused])
     assert folded_batchnorm(graph, table) is None  # type: ignore[arg-type]
 
 
