@@ -5,6 +5,8 @@ from __future__ import annotations
 from analyzer.api import (
     create_distill_config,
     create_distill_config_from_onnx,
+    create_quant_config,
+    create_quant_config_from_onnx,
     create_quant_retrain_config,
     create_quant_retrain_config_from_onnx,
 )
@@ -17,6 +19,7 @@ from analyzer.errors import (
     NoQuantizableLayerError,
     OutputError,
     QuantScopeError,
+    UnsupportedModelError,
 )
 from analyzer.report import LayerRecord, Report
 
@@ -31,8 +34,11 @@ __all__ = [
     "OutputError",
     "QuantScopeError",
     "Report",
+    "UnsupportedModelError",
     "create_distill_config",
     "create_distill_config_from_onnx",
+    "create_quant_config",
+    "create_quant_config_from_onnx",
     "create_quant_retrain_config",
     "create_quant_retrain_config_from_onnx",
 ]

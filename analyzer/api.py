@@ -25,6 +25,7 @@ from analyzer.errors import (
     InputFileError,
     NoQuantizableLayerError,
     QuantScopeError,
+    UnsupportedModelError,
 )
 from analyzer.kinds import DEFAULT_KIND, Analysis, Kind, kind_of
 from analyzer.kinds.base import names_shown
@@ -289,49 +290,87 @@ def analyze_onnx(
         raise _unexpected(inputs, err) from err
 
 
+def create_quant_config(
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    skip_layers: list[str] | None = None,
+    batch_num: int = 1,
+    activation_offset: bool = True,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse `model` and write its post-training (calibration) configuration, as AMCT's call of the same name.
+
+    Args:
+        config_file: where the JSON config is written (an existing file is replaced atomically).
+        model: the `torch.nn.Module`; not modified (a DataParallel wrapper is unwrapped, see the README).
+        input_data: a tuple of example inputs, or a single tensor; shapes matter, values do not.
+        skip_layers: names of layers written with `quant_enable: false`.
+        batch_num: batches used for calibration.
+        activation_offset: asymmetric activations (every layer but Conv3d).
+        config_defination: optional calibration simple config (`AMCTConfig`, protobuf text format); when given,
+            it is the only source and `skip_layers`, `batch_num`, `activation_offset` are ignored (reported).
+
+    Returns:
+        The analysis report (AMCT returns None).
+
+    Raises:
+        RuntimeError: the model holds AMCT's own quantization modules, `input_data` is neither a tuple nor a
+            tensor (AMCT's messages), or no exporter can export the model.
+        TypeError: an argument has the wrong type (AMCT's message names it).
+        ValueError: an argument or the simple config fails one of AMCT's checks, or no layer can be
+            quantized; nothing is written.
+    """
+    import torch
+
+    from analyzer.kinds import ptq
+
+    _check_path(config_file, "config_file")
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentTypeError(f"model must be torch.nn.Module, got {type(model).__name__}")
+    ptq.check_amct_modules((name, type(module).__name__) for name, module in model.named_modules())
+    if not isinstance(input_data, (tuple, torch.Tensor)):
+        raise UnsupportedModelError("input data type must be tuple or torch.Tensor!")
+    ptq.check_arguments(skip_layers, batch_num, activation_offset, config_defination)
+    options = ptq.options(skip_layers, batch_num, activation_offset)
+    return run_call(kind_of("ptq"), config_file, model, input_data, config_defination, options=options)
+
+
+def create_quant_config_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    skip_layers: list[str] | None = None,
+    batch_num: int = 1,
+    activation_offset: bool = True,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """`create_quant_config` on an ONNX file exported earlier (plus its mapping file): the same bytes, without
+    torch and without reading weights. Without the mapping file the facts the graph cannot show are inferred
+    (see the README); with it, they are certain.
+
+    Raises:
+        TypeError, ValueError: as `create_quant_config`, and an unreadable or mismatched file (ValueError).
+        RuntimeError: the mapping lists AMCT's own quantization modules.
+    """
+    from analyzer.kinds import ptq
+
+    ptq.check_arguments(skip_layers, batch_num, activation_offset, config_defination)
+    options = ptq.options(skip_layers, batch_num, activation_offset)
+    return write_from_onnx(
+        config_file, onnx_file, mapping_file, config_defination, kind="ptq", options=options
+    )
+
+
 # ------------------------------------------------------------------------------- the distillation config
 
 _DISTILL_CALL = "create_distill_config"
-# AMCT's own operation classes: a model holding one was already prepared by AMCT (SPEC 10.1 item 1)
-AMCT_OPERATION_CLASSES = frozenset(
-    {
-        "IFMR",
-        "HFMG",
-        "Recorder",
-        "AscendQuant",
-        "AscendDeQuant",
-        "RetrainQuant",
-        "RNNRetrainQuant",
-        "MarkedQuantizableModule",
-        "QuantIdentity",
-        "SelectiveMaskGen",
-        "DMQBalancer",
-        "Conv2dQAT",
-        "LinearQAT",
-        "LSTMQAT",
-        "GRUQAT",
-        "OFMRQuant",
-        "ConvTranspose1dQAT",
-    }
-)
 
 
 def _distill_type_error(argument: str, expected: str, value: Any) -> ArgumentTypeError:
     return ArgumentTypeError(
         f"Func {_DISTILL_CALL} argument {argument} must be {expected} (got {type(value).__name__})"
     )
-
-
-def _amct_operations(model: Any) -> None:
-    found = {
-        name: type(m).__name__
-        for name, m in model.named_modules()
-        if type(m).__name__ in AMCT_OPERATION_CLASSES
-    }
-    if found:
-        raise ExportFailedError(
-            f"The model cannot be quantized for following quant layers are in the model {found}"
-        )
 
 
 def create_distill_config(
@@ -376,9 +415,10 @@ def create_distill_config(
     _check_path(config_file, "config_file")
     _check_path(config_defination, "config_defination", optional=True)
 
+    from analyzer.kinds import ptq
     from graph.export import unwrap
 
-    _amct_operations(unwrap(model))
+    ptq.check_amct_modules((name, type(module).__name__) for name, module in unwrap(model).named_modules())
     return run_call(kind_of("distill"), config_file, model, input_data, config_defination)
 
 

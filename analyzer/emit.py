@@ -80,18 +80,19 @@ def dumps(obj: Any) -> str:
     return "{\n    " + ",\n    ".join(parts) + "\n}"
 
 
-def schema_errors(obj: Any) -> list[str]:
-    """Every violation of the config schema, each as '<json path>: <message>', sorted by path.
+def schema_errors(obj: Any, schema: str = schemas.CONFIG_SCHEMA) -> list[str]:
+    """Every violation of the config schema (`schema`, a file of schemas/ whose `additionalProperties` are the
+    layers), each as '<json path>: <message>', sorted by path.
 
     Layers with equal settings are validated once and their errors reported for each of them, which gives
     the same list as validating every layer: a big model has thousands of layers and a handful of distinct
     settings, and validating each layer would cost more than the rest of the analysis.
     """
-    groups = _equal_layers(obj)
+    groups = _equal_layers(obj, schema)
     reduced = obj if groups is None else {k: v for k, v in obj.items() if k not in groups or groups[k]}
-    if quick.conforms(reduced, schemas.load_schema(schemas.CONFIG_SCHEMA)):
+    if quick.conforms(reduced, schemas.load_schema(schema)):
         return []  # certainly valid (the usual case for a generated config): no need to load jsonschema
-    validator = schemas.validator(schemas.CONFIG_SCHEMA)
+    validator = schemas.validator(schema)
     if groups is None:
         return sorted(f"{error.json_path}: {error.message}" for error in validator.iter_errors(obj))
     out: list[str] = []
@@ -106,12 +107,12 @@ def schema_errors(obj: Any) -> list[str]:
     return sorted(out)
 
 
-def _equal_layers(obj: Any) -> dict[str, list[str]] | None:
+def _equal_layers(obj: Any, schema: str) -> dict[str, list[str]] | None:
     """Layer keys grouped by equal value: the first key of each group maps to every key of the group, the
     others to an empty list. None when `obj` is not a JSON object of JSON values (validated as it is)."""
     if not isinstance(obj, dict):
         return None
-    fixed = schemas.load_schema(schemas.CONFIG_SCHEMA).get("properties", {})
+    fixed = schemas.load_schema(schema).get("properties", {})
     first: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     for key, value in obj.items():

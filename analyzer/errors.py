@@ -41,6 +41,11 @@ class ExportFailedError(QuantScopeError, RuntimeError):
     """The model could not be exported to ONNX; the exporter's exception is chained."""
 
 
+class UnsupportedModelError(QuantScopeError, RuntimeError):
+    """The model cannot be configured by this call as AMCT refuses it (it already holds AMCT's own quantization
+    modules), or its inputs are of a kind AMCT's call refuses with a RuntimeError."""
+
+
 class OutputError(QuantScopeError, OSError):
     """An output file cannot be written; any previous file is left untouched."""
 

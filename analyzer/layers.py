@@ -17,12 +17,12 @@ import networkx as nx
 from analyzer.layertypes import (
     LAYER_TYPE_TABLE,
     OP_FACTS,
-    QUANTIZABLE_OPS,
     REPORTED_TORCH_CLASSES,
     SUPPORTED_TYPES,
     WEIGHT_PASSTHROUGH_OPS,
     Int4Blocker,
     OpFacts,
+    indexed_ops,
     int4_blocker,
 )
 from graph import keys
@@ -87,11 +87,14 @@ class GraphIndex:
 
 
 def typed_ops(layer: Layer) -> tuple[LayerOp, ...]:
-    """A candidate's ops of the op types its class exports to (its weight-carrying calls)."""
+    """A candidate's ops of the op types its class exports to (its weight-carrying calls; every call of a
+    type without a weight, such as AvgPool2d)."""
     if layer.layer_type is None:
         return ()
-    wanted = LAYER_TYPE_TABLE[layer.layer_type].op_types
-    return tuple(op for op in layer.ops if op.op_type in wanted and op.weight is not None)
+    row = LAYER_TYPE_TABLE[layer.layer_type]
+    return tuple(
+        op for op in layer.ops if op.op_type in row.op_types and (op.weight is not None or not row.has_weight)
+    )
 
 
 def layer_int4_blocker(layer: Layer) -> Int4Blocker | None:
@@ -273,6 +276,7 @@ def _index(graph: nx.DiGraph, selected: tuple[str, ...]) -> GraphIndex:
     weight_consumers: dict[str, list[NodeKey]] = defaultdict(list)
     consumers: dict[str, list[NodeKey]] = defaultdict(list)
     seen_classes: dict[str, str | None] = {}
+    wanted_ops = indexed_ops(selected)
     for _, node, data in op_nodes:
         owner = data[keys.MODULE]
         if owner is not None:
@@ -281,7 +285,7 @@ def _index(graph: nx.DiGraph, selected: tuple[str, ...]) -> GraphIndex:
         for pred in graph.predecessors(node):
             if pred in initializers:
                 consumers[pred[1]].append(node)
-        if data[keys.OP_TYPE] in QUANTIZABLE_OPS:
+        if data[keys.OP_TYPE] in wanted_ops:
             op = _layer_op(graph, node, producers)
             quant_ops[owner].append(op)
             for tensor in (op.weight, op.bias, *op.more_weights):

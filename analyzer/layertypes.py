@@ -21,7 +21,7 @@ class OpFacts:
     holds Cin / group along that axis (a grouped Conv), so Cin is that dim times the `group` attribute.
     """
 
-    weight_input: int
+    weight_input: int | None  # None for an op without a weight (AveragePool)
     bias_input: int | None
     out_channel_axis: int
     cin_axis: int
@@ -39,8 +39,12 @@ OP_FACTS: dict[str, OpFacts] = {
     # the last axis is input_size in torch's weight_ih (4H, in) and in ONNX's W (dirs, 4H, in) alike
     "LSTM": OpFacts(weight_input=1, bias_input=3, out_channel_axis=-2, cin_axis=-1, recurrent_input=2),
     "GRU": OpFacts(weight_input=1, bias_input=3, out_channel_axis=-2, cin_axis=-1, recurrent_input=2),
+    # AvgPool2d (a calibration-config candidate, SPEC 10.2) has no weight; its op is indexed only when it is
+    # selected, so that the other kinds' reports stay as they were
+    "AveragePool": OpFacts(weight_input=None, bias_input=None, out_channel_axis=0, cin_axis=0),
 }
-QUANTIZABLE_OPS = frozenset(OP_FACTS)
+# the ops with a weight: indexed for every kind
+QUANTIZABLE_OPS = frozenset(op for op, facts in OP_FACTS.items() if facts.weight_input is not None)
 
 # ops that only pass a weight through on its way to the op (the dynamo exporter transposes Linear
 # weights for MatMul; other exporters cast or reshape)
@@ -74,6 +78,7 @@ class LayerType:
         modes: the layer-type modes in which it is a candidate.
         checks: the type-specific checks that apply to it (CHECK_PADDING_MODE, CHECK_INPUT_RANK, ...).
         amct_keeps_shared: AMCT 2be20daf keeps two such layers that share a weight (SPEC 9 rule 6).
+        has_weight: False for a type without a weight (AvgPool2d): its op has none, and needs none.
     """
 
     name: str
@@ -83,6 +88,7 @@ class LayerType:
     modes: frozenset[str] = frozenset(MODES)
     checks: frozenset[str] = frozenset()
     amct_keeps_shared: bool = False
+    has_weight: bool = True
 
 
 _LATEST = frozenset({AMCT_LATEST})
@@ -121,8 +127,17 @@ LAYER_TYPE_TABLE: dict[str, LayerType] = {
     "GRU": LayerType(
         "GRU", ("GRU",), 2, True, modes=_LATEST, checks=frozenset({CHECK_RNN_CONFIG}), amct_keeps_shared=True
     ),
+    # a candidate of the calibration config only (SPEC 10.2), in no layer-type mode of the retrain call
+    "AvgPool2d": LayerType("AvgPool2d", ("AveragePool",), 0, False, modes=frozenset(), has_weight=False),
 }
-ALL_TYPES = tuple(LAYER_TYPE_TABLE)
+# the types a `layer_types` argument can name
+ALL_TYPES = tuple(name for name, row in LAYER_TYPE_TABLE.items() if row.modes)
+
+
+def indexed_ops(selected: tuple[str, ...]) -> frozenset[str]:
+    """The op types the module index collects for a selection: every op with a weight, and the ops of the
+    selected types without one (AveragePool when AvgPool2d is selected)."""
+    return QUANTIZABLE_OPS | {op for name in selected for op in LAYER_TYPE_TABLE[name].op_types}
 
 
 def types_of_mode(mode: str) -> tuple[str, ...]:

@@ -361,12 +361,12 @@ def _unknown_layer(
     supported = ", ".join(types)
     if name in modules:
         class_name = modules[name]
-        if class_name in LAYER_TYPE_TABLE and class_name not in types:
+        if class_name in LAYER_TYPE_TABLE and class_name not in types and LAYER_TYPE_TABLE[class_name].modes:
             return (
                 f"{field}: {name!r} is a {class_name}, not a quantizable layer type in this mode (supported: "
                 f"{supported}); it is one with --layer-types amct-latest"
             )
-        if class_name in LAYER_TYPE_TABLE:
+        if class_name in types:
             return (
                 f"{field}: {name!r} is a {class_name} that is not an instance of torch.nn.{class_name}, "
                 "so it is not a quantizable layer"

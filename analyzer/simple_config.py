@@ -187,10 +187,10 @@ def load_simple_config(path: str | os.PathLike[str], types: Sequence[str] = SUPP
 
 
 def read_simple_text(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """The text of a simple config file and its name for messages (any kind's simple config).
+    """The text of a simple config file (of any kind) and its name for messages.
 
     Raises:
-        ConfigError: the file cannot be read, or is not UTF-8 text (the message gives line and column).
+        ConfigError: the file cannot be read, is too large, or is not UTF-8 text (line and column given).
     """
     file_name = os.fspath(path)
     try:
@@ -223,7 +223,7 @@ def parse_simple_config(
     problems = _static_problems(message, tuple(types))
     if problems:
         raise SimpleConfigError(file_name, problems)
-    parse_notes = _repeated_field_notes(text)
+    parse_notes = repeated_field_notes(text, _pb.AMCTRetrainConfig)
     for note in parse_notes:
         logger.warning("%s: %s", file_name, note)
     for field, value, count in duplicate_skips(message):
@@ -235,13 +235,14 @@ _MULTIPLE = re.compile(r'should not have multiple "(\w+)" fields')
 _ONEOF = re.compile(r'Field "(\w+)" is specified along with field "(\w+)", another member of oneof')
 
 
-def _repeated_field_notes(text: str) -> tuple[str, ...]:
+def repeated_field_notes(text: str, message_class: Any) -> tuple[str, ...]:
     """Where the strict parser (one value per singular field) disagrees with the merging one AMCT uses.
 
     The strict parser stops at the first such place, so one note covers the first occurrence.
     """
+    prefix = message_class.DESCRIPTOR.file.package + "."
     try:
-        text_format.Parse(text, _pb.AMCTRetrainConfig())
+        text_format.Parse(text, message_class())
     except text_format.ParseError as err:
         where = f"line {err.GetLine()}, column {err.GetColumn()}: " if err.GetLine() is not None else ""
         multiple, oneof = _MULTIPLE.search(str(err)), _ONEOF.search(str(err))
@@ -250,7 +251,7 @@ def _repeated_field_notes(text: str) -> tuple[str, ...]:
         elif oneof:
             what = f"{oneof.group(1)} and {oneof.group(2)} are both given (only one of them can be)"
         else:
-            what = _LOCATION.sub("", str(err)).replace(_PACKAGE_PREFIX, "")
+            what = _LOCATION.sub("", str(err)).replace(prefix, "")
         return (f"{where}{what}; the entries are merged and the last value wins (AMCT-compatible reading)",)
     return ()
 
@@ -263,8 +264,8 @@ _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]+)"')
 def syntax_error(
     err: text_format.ParseError, text: str, file_name: str, package_prefix: str = _PACKAGE_PREFIX
 ) -> SimpleConfigSyntaxError:
-    """The `SimpleConfigSyntaxError` of a protobuf text-format error in `text` (line, column, token, a hint for
-    an unknown field); `package_prefix` is the message package's prefix, left out of message type names."""
+    """The error of a text-format parse failure: file, line, column, the token there, and a hint for a
+    misspelt field. `package_prefix` (the proto package and a dot) is left out of message type names."""
     line, column = err.GetLine(), err.GetColumn()
     reason = _LOCATION.sub("", str(err)).replace(package_prefix, "")
     if text.startswith("\ufeff"):

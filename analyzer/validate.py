@@ -21,6 +21,7 @@ from typing import Any
 
 from analyzer.emit import schema_errors
 from analyzer.report import EXCLUDED, NOT_CANDIDATE, QUANTIZE, SKIPPED, Report
+from schemas import CONFIG_SCHEMA
 
 TOP_LEVEL_KEYS = frozenset({"version", "batch_num", "fakequant_precision_mode"})
 # (data dst_type, weight dst_type) pairs AMCT accepts; INT4 activations are rejected at generation time
@@ -185,8 +186,9 @@ def _with_value(obj: Any, path: str, message: str) -> str:
     return f"{shown} is not allowed; expected one of {enum.group(2)}"
 
 
-def _schema_problems(obj: Any) -> Iterator[Problem]:
-    for error in schema_errors(obj):
+def schema_problems(obj: Any, schema: str = CONFIG_SCHEMA) -> Iterator[Problem]:
+    """The violations of `schema` (a config schema of schemas/), each with its JSON path and the wrong value."""
+    for error in schema_errors(obj, schema):
         match = _PATH_PREFIX.match(error)
         path = match.group(0) if match else "$"
         message = error[len(path) + 2 :] if error.startswith(path + ": ") else error
@@ -276,7 +278,7 @@ def validate_config(
     obj, problems = parse(text)
     if obj is None:
         return problems
-    problems.extend(_schema_problems(obj))
+    problems.extend(schema_problems(obj))
     problems.extend(_dst_problems(obj))
     if report is not None:
         problems.extend(_model_problems(obj, report, model))

@@ -69,6 +69,7 @@ KNOWN_TORCH_CLASSES = (
     "Sigmoid",
     "Tanh",
     "Softmax",
+    "AvgPool2d",  # a calibration-config candidate (SPEC 10.2)
 )
 
 # constructor facts of the RNN modules that the graph does not show (dropout) or not always (num_layers,

@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 CONFIG_SCHEMA = "config.schema.json"
+PTQ_CONFIG_SCHEMA = "ptq_config.schema.json"  # the calibration config of create_quant_config
 
 
 @functools.cache

@@ -66,6 +66,19 @@ def conforms(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any] |
     return True
 
 
+def _ruled_out(instance: Any, branch: Mapping[str, Any]) -> bool:
+    """Whether `instance` certainly fails `branch`: a property of it has a string `const` that it differs from."""
+    if not isinstance(instance, dict):
+        return False
+    return any(
+        isinstance(sub, Mapping)
+        and isinstance(sub.get("const"), str)
+        and isinstance(instance.get(name), str)
+        and instance[name] != sub["const"]
+        for name, sub in branch.get("properties", {}).items()
+    )
+
+
 def _holds(
     keyword: str, expected: Any, instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]
 ) -> bool:
@@ -89,6 +102,19 @@ def _holds(
             "exclusiveMaximum": instance < expected,
         }
         return bool(checks[keyword])
+    if keyword == "oneOf":
+        # certain only when one branch holds and each other one is ruled out by a string `const` property
+        # (the branches of QuantScope's schemas are told apart that way, e.g. by `act_algo`)
+        holding = [sub for sub in expected if conforms(instance, sub, root)]
+        return len(holding) == 1 and all(
+            _ruled_out(instance, sub) for sub in expected if sub is not holding[0]
+        )
+    if keyword in ("items", "minItems", "maxItems"):
+        if not isinstance(instance, list) or "prefixItems" in schema:
+            return False  # jsonschema ignores these for other types; the type keyword decides
+        if keyword == "items":
+            return all(conforms(item, expected, root) for item in instance)
+        return bool(len(instance) >= expected if keyword == "minItems" else len(instance) <= expected)
     if not isinstance(instance, dict) or not all(isinstance(key, str) for key in instance):
         return False  # the object keywords below, on anything but a JSON object: let jsonschema say
     if keyword == "required":

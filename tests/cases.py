@@ -5,10 +5,12 @@ Shared by the end-to-end tests of both entrances (library call, offline call) an
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from torch import nn
 
 from analyzer.example import ResNet18
 from analyzer.layertypes import DOCUMENTED, select_types
+from analyzer.report import Report
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -418,9 +421,110 @@ class Conv3dNet(nn.Module):
         return self.conv2(torch.relu(self.conv1(x)))
 
 
+# --- create_quant_config (SPEC 10, reference/ptq/CASES.md) ---------------------------------------------------
+
+
+class PtqBasic(nn.Module):
+    """conv-bn-relu, conv-relu, avgpool, fc; fc registered first (order test)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool = nn.AvgPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn(self.conv(x)))
+        x = self.pool(self.relu2(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+class PtqAllTypes(nn.Module):
+    """One module of every calibration candidate type, plus non-candidates (ConvTranspose3d, AvgPool1d/3d, ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 4, 3, padding=1)
+        self.t1 = nn.ConvTranspose1d(4, 4, 1)
+        self.c2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.t2 = nn.ConvTranspose2d(4, 4, 1)
+        self.p2 = nn.AvgPool2d(2)
+        self.ap = nn.AdaptiveAvgPool2d(1)
+        self.c3 = nn.Conv3d(2, 2, 3, padding=1)
+        self.t3 = nn.ConvTranspose3d(2, 2, 1)
+        self.p1 = nn.AvgPool1d(2)
+        self.p3 = nn.AvgPool3d(1)
+        self.mp = nn.MaxPool2d(1)
+        self.lstm = nn.LSTM(4, 4)
+        self.gru = nn.GRU(4, 4)
+        self.fc = nn.Linear(4, 4)
+        self.fc_nobias = nn.Linear(4, 4, bias=False)
+
+    def forward(
+        self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a = self.p1(self.t1(self.c1(a)))
+        y, _ = self.lstm(a.permute(2, 0, 1))
+        y, _ = self.gru(y)
+        b = self.mp(self.ap(self.p2(self.t2(self.c2(b)))))
+        c = self.p3(self.t3(self.c3(c)))
+        z = self.fc_nobias(self.fc(b.flatten(1)))
+        return y, z, c
+
+
+class PtqNames(nn.Module):
+    """Registration order differs from alphabetical order (upper case, digits, nesting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.zeta = nn.Conv2d(4, 4, 1)
+        self.Alpha = nn.Conv2d(4, 4, 1)
+        self.layer10 = nn.Conv2d(4, 4, 1)
+        self.layer2 = nn.Conv2d(4, 4, 1)
+        self.block = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU(), nn.Conv2d(4, 4, 1))
+        self.beta = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(self.layer2(self.layer10(self.Alpha(self.zeta(x)))))
+        return self.beta(x.mean((2, 3)))
+
+
+class PtqMixed(nn.Module):
+    """conv (Conv2d), up (ConvTranspose2d), c1 (Conv1d), c3 (Conv3d), pool (AvgPool2d), fc, fc_nb, lstm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 4, 1)
+        self.pool = nn.AvgPool2d(2)
+        self.c1 = nn.Conv1d(4, 4, 1)
+        self.c3 = nn.Conv3d(2, 2, 1)
+        self.fc = nn.Linear(16, 4)
+        self.fc_nb = nn.Linear(4, 4, bias=False)
+        self.lstm = nn.LSTM(4, 4)
+
+    def forward(
+        self, x: torch.Tensor, s: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pool(self.up(self.conv(x)))
+        y = self.fc_nb(self.fc(x.flatten(1)))
+        z = self.c1(s)
+        r, _ = self.lstm(z.permute(2, 0, 1))
+        return y, r, self.c3(v)
+
+
 @dataclass(frozen=True)
 class Case:
-    """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text."""
+    """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text.
+
+    `kind` is the kind of config (`retrain` or `ptq`); `arguments` are the call's own keyword arguments
+    (`skip_layers`, `activation_offset` of `create_quant_config`). `call`/`call_offline` run the case's public
+    library call and its offline twin, so that every kind's cases go through the same tests.
+    """
 
     name: str
     factory: Callable[[], nn.Module]
@@ -432,6 +536,8 @@ class Case:
     # when every op ran under an alias, is only in the mapping file)
     metadata_golden: str | None = None
     layer_types: str = DOCUMENTED  # the layer-type mode the case runs in (SPEC section 9)
+    kind: str = "retrain"
+    arguments: tuple[tuple[str, Any], ...] = ()
 
     def types(self) -> tuple[str, ...]:
         return select_types(self.layer_types)
@@ -451,6 +557,65 @@ class Case:
 
     def cfg_path(self) -> Path | None:
         return GOLDEN / "cfg" / f"{self.cfg}.cfg" if self.cfg else None
+
+    def _cfg(self) -> str | None:
+        path = self.cfg_path()
+        return str(path) if path is not None else None
+
+    def call(self, config_file: str, model: nn.Module | None = None) -> Report:
+        """The case's library call (the kind's AMCT-compatible call) writing `config_file`."""
+        from analyzer import create_quant_config, create_quant_retrain_config
+
+        model = self.model() if model is None else model
+        if self.kind == "ptq":
+            return create_quant_config(
+                config_file, model, self.inputs(), config_defination=self._cfg(), **dict(self.arguments)
+            )
+        return create_quant_retrain_config(
+            config_file,
+            model,
+            self.inputs(),
+            self._cfg(),
+            layer_types=self.layer_types,
+            **dict(self.arguments),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """The `options` the case's call hands its kind's generator."""
+        if self.kind != "ptq":
+            return dict(self.arguments)
+        from analyzer.kinds import ptq
+
+        given = dict(self.arguments)
+        return ptq.options(
+            given.get("skip_layers"), given.get("batch_num", 1), given.get("activation_offset", True)
+        )
+
+    def analyze(self, graph: Any) -> tuple[Report, str]:
+        """The analysis of an exported graph (`graph.ir.ExportedGraph`) as the case's call runs it."""
+        from analyzer.api import analyze
+        from analyzer.kinds import kind_of
+
+        path = self.cfg_path()
+        simple = kind_of(self.kind).load_simple(path, self.types()) if path is not None else None
+        return analyze(graph, simple, layer_types=self.layer_types, kind=self.kind, options=self.options())
+
+    def call_offline(self, config_file: str, onnx_file: str, mapping_file: str | None) -> Report:
+        """The case's offline call on an exported file (with its mapping file or without)."""
+        from analyzer import create_quant_config_from_onnx, create_quant_retrain_config_from_onnx
+
+        if self.kind == "ptq":
+            return create_quant_config_from_onnx(
+                config_file, onnx_file, mapping_file, config_defination=self._cfg(), **dict(self.arguments)
+            )
+        return create_quant_retrain_config_from_onnx(
+            config_file,
+            onnx_file,
+            mapping_file,
+            self._cfg(),
+            layer_types=self.layer_types,
+            **dict(self.arguments),
+        )
 
 
 NO_LAYER = "no layer can be quantized"
@@ -570,3 +735,56 @@ CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)
 DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))
 LATEST_CASES = tuple(case for case in CASES if case.layer_types == LATEST)
+
+
+def _ptq_error(name: str) -> str:
+    """The message of a PTQ error case: its .error.txt without AMCT's exception type."""
+    text = (GOLDEN / "ptq" / f"{name}.error.txt").read_text(encoding="utf-8").strip()
+    return re.escape(text.split(": ", 1)[1])
+
+
+PTQ_BASIC = ((1, 4, 8, 8),)
+PTQ_ALL = ((1, 4, 8), (1, 4, 8, 8), (1, 2, 4, 4, 4))
+PTQ_MIXED = ((1, 4, 4, 4), (1, 4, 3), (1, 2, 2, 2, 2))
+
+
+def _ptq(
+    name: str,
+    factory: Callable[[], nn.Module],
+    shapes: tuple[tuple[int, ...], ...],
+    cfg: bool = False,
+    error: bool = False,
+    **arguments: Any,
+) -> Case:
+    return Case(
+        name,
+        factory,
+        shapes,
+        golden=None if error else f"ptq/{name}",
+        cfg=f"ptq/{name}" if cfg else None,
+        error=_ptq_error(name) if error else None,
+        kind="ptq",
+        arguments=tuple(arguments.items()),
+    )
+
+
+# the 15 public cases of create_quant_config (reference/ptq/CASES.md), golden files in tests/golden/ptq
+PTQ_CASES: tuple[Case, ...] = (
+    _ptq("p_basic", PtqBasic, PTQ_BASIC),
+    _ptq("p_all_types", PtqAllTypes, PTQ_ALL),
+    _ptq("p_names_sorted", PtqNames, ((1, 4, 4, 4),)),
+    _ptq("p_skip_layers", PtqBasic, PTQ_BASIC, skip_layers=["conv2", "pool"]),
+    _ptq("p_activation_offset_false_conv3d", PtqAllTypes, PTQ_ALL, activation_offset=False),
+    _ptq("pc_common_full", PtqMixed, PTQ_MIXED, cfg=True),
+    _ptq("pc_hfmg", PtqMixed, PTQ_MIXED, cfg=True),
+    _ptq("pc_override_priority", PtqMixed, PTQ_MIXED, cfg=True),
+    _ptq("pc_int16_common", PtqMixed, PTQ_MIXED, cfg=True),
+    _ptq("pc_ada_common", PtqMixed, PTQ_MIXED, cfg=True),
+    _ptq("pc_dmq_common", PtqMixed, PTQ_MIXED, cfg=True),
+    _ptq("pc_skip_fusion_layers", PtqAllTypes, PTQ_ALL, cfg=True),
+    _ptq("pc_ifmr_floats", PtqBasic, PTQ_BASIC, cfg=True),
+    _ptq("e_p_skip_not_quantizable", PtqBasic, PTQ_BASIC, error=True, skip_layers=["relu"]),
+    _ptq("e_pc_override_type_bad", PtqBasic, PTQ_BASIC, cfg=True, error=True),
+)
+PTQ_CASES_BY_NAME = {case.name: case for case in PTQ_CASES}
+ALL_CASES = CASES + PTQ_CASES

@@ -23,12 +23,7 @@ from graph.build import build_graph
 from graph.export import ExportError, export_graph
 from graph.ir import ExportedGraph, NodeRecord
 from graph.torchscript import ScopeResolver, resolve_owners, scope_of, unqualified_name
-from tests.cases import CASES, Case
-
-try:
-    from analyzer.simple_config import load_simple_config
-except ImportError:  # the simple config not there yet: cases with a cfg are skipped
-    load_simple_config = None  # type: ignore[assignment]
+from tests.cases import ALL_CASES, CASES, Case
 
 EXPORTERS = ("dynamo", "torchscript")
 
@@ -38,7 +33,7 @@ def _exported(
     factory: Callable[[], nn.Module], shapes: tuple[tuple[int, ...], ...], exporter: str
 ) -> ExportedGraph:
     """One export per (model, inputs, exporter) for the whole module: cases sharing a model share it."""
-    case = next(c for c in CASES if c.factory is factory and c.shapes == shapes)
+    case = next(c for c in ALL_CASES if c.factory is factory and c.shapes == shapes)
     return export_graph(case.model(), case.inputs(), exporter=exporter)
 
 
@@ -68,26 +63,19 @@ def _distinct_models() -> list[Case]:
 
 
 CASE_PARAMS = [
-    pytest.param(case, exporter, id=f"{case.name}-{exporter}") for case in CASES for exporter in EXPORTERS
+    pytest.param(case, exporter, id=f"{case.name}-{exporter}") for case in ALL_CASES for exporter in EXPORTERS
 ]
 
 
 @pytest.mark.parametrize(("case", "exporter"), CASE_PARAMS)
 def test_reference_case_with_each_exporter(case: Case, exporter: str) -> None:
-    if case.cfg is not None and load_simple_config is None:
-        pytest.skip("analyzer.simple_config is not available yet")
     graph = exported(case, exporter)
     assert graph.producer.exporter == exporter
-    simple = (
-        load_simple_config(case.cfg_path(), case.types())  # type: ignore[misc]
-        if case.cfg is not None
-        else None
-    )
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            analyze(graph, simple, layer_types=case.layer_types)
+            case.analyze(graph)
         return
-    _report, text = analyze(graph, simple, layer_types=case.layer_types)
+    _report, text = case.analyze(graph)
     assert text == case.golden_text()
 
 

@@ -28,7 +28,7 @@ import schemas
 from analyzer import InputFileError, create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from graph.export import OnnxExport, default_mapping_path, export_onnx
 from graph.mapping import MAPPING_SCHEMA
-from tests.cases import CASES, CASES_BY_NAME, Case
+from tests.cases import ALL_CASES, CASES_BY_NAME, Case
 
 try:
     import analyzer.simple_config  # noqa: F401
@@ -72,7 +72,7 @@ EQUIVALENCE = [
     pytest.param(
         case, exporter, with_mapping, id=f"{case.name}-{exporter}-{'mapping' if with_mapping else 'metadata'}"
     )
-    for case in CASES
+    for case in ALL_CASES
     for exporter, with_mapping in VARIANTS
 ]
 
@@ -89,14 +89,10 @@ def test_offline_config_is_the_library_config(
     out = tmp_path / "config.json"
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error):
-            create_quant_retrain_config_from_onnx(
-                str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
-            )
+            case.call_offline(str(out), str(files.onnx_file), mapping)
         assert not out.exists()
         return
-    report = create_quant_retrain_config_from_onnx(
-        str(out), str(files.onnx_file), mapping, _cfg(case), layer_types=case.layer_types
-    )
+    report = case.call_offline(str(out), str(files.onnx_file), mapping)
     assert out.read_text(encoding="utf-8") == case.golden_text(metadata_only=not with_mapping)
     assert report.config_file == str(out)
 

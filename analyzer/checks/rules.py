@@ -48,7 +48,11 @@ def not_a_candidate(index: GraphIndex) -> Iterator[Finding]:
         kinds = sorted({op.op_type for op in layer.ops})
         if layer.class_name == keys.UNKNOWN_CLASS:
             why = "its class is not in the file and cannot be inferred (see inferred)"
-        elif layer.class_name in LAYER_TYPE_TABLE and layer.class_name not in index.selected:
+        elif (
+            layer.class_name in LAYER_TYPE_TABLE
+            and layer.class_name not in index.selected
+            and AMCT_LATEST in LAYER_TYPE_TABLE[layer.class_name].modes
+        ):
             # a type of the current AMCT (SPEC section 9) outside the selected set
             why = (
                 f"class {layer.class_name} is not a candidate in this mode (layer_types "

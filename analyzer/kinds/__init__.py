@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from analyzer.kinds.base import Analysis, Generated, Kind, LayerOutcome
 from analyzer.kinds.distill import DISTILL
+from analyzer.kinds.ptq import PTQ
 from analyzer.kinds.retrain import RETRAIN
 
-KINDS: dict[str, Kind] = {row.name: row for row in (RETRAIN, DISTILL)}
+KINDS: dict[str, Kind] = {row.name: row for row in (RETRAIN, PTQ, DISTILL)}
 DEFAULT_KIND = RETRAIN.name
 
 

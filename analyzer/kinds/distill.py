@@ -73,6 +73,9 @@ def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[
         InputFileError: the graph cannot show the groups (BatchNorm folded, module classes not in the file).
     """
     del options
+    from analyzer.kinds.ptq import check_amct_modules
+
+    check_amct_modules(analysis.module_classes.items())  # a file read offline: the mapping lists them
     index = analysis.index
     candidates = distill_candidates(index, analysis.excluded)
     if not candidates:
