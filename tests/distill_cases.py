@@ -1,20 +1,11 @@
-"""The distill reference cases (reference/distill/CASES.md, SPEC 11), written from their descriptions.
-
-Models, example inputs, simple configs and expected outcome; the golden JSON files are AMCT's output byte for
-byte (d_functional: without its `null` entries, SPEC 11.6).
-"""
+"""The models of the distill reference cases (reference/distill/CASES.md, SPEC 11), written from their
+descriptions; the cases themselves (inputs, simple configs, golden files) are `tests.cases.DISTILL_CASES`."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-GOLDEN = Path(__file__).parent / "golden" / "distill"
 
 
 class Basic(nn.Module):
@@ -219,66 +210,3 @@ class OnlyRelu(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mp(self.relu(self.bn(x)))  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class DistillCase:
-    """A distill reference case: golden JSON `tests/golden/distill/<name>.json`, or the expected error."""
-
-    name: str
-    factory: Callable[[], nn.Module]
-    shapes: tuple[tuple[int, ...], ...]
-    cfg: str | None = None
-    error: str | None = None  # a regular expression the error message matches
-    error_type: type[Exception] = ValueError
-
-    def inputs(self) -> tuple[torch.Tensor, ...]:
-        gen = torch.Generator().manual_seed(0)
-        return tuple(torch.randn(*shape, generator=gen) for shape in self.shapes)
-
-    def model(self) -> nn.Module:
-        torch.manual_seed(0)
-        return self.factory().eval()
-
-    def golden_text(self) -> str:
-        return (GOLDEN / f"{self.name}.json").read_text(encoding="utf-8")
-
-    def cfg_path(self) -> str | None:
-        return str(GOLDEN / "cfg" / f"{self.cfg}.cfg") if self.cfg else None
-
-
-X4 = ((1, 4, 4, 4),)
-DISTILL_CASES: tuple[DistillCase, ...] = (
-    DistillCase("d_basic", Basic, ((1, 4, 8, 8),)),
-    DistillCase("d_activations", Acts, X4),
-    DistillCase("d_bn_variants", BnVariants, ((1, 4, 4, 4), (2, 4))),
-    DistillCase("d_branches", Branches, X4),
-    DistillCase("d_resnet_tiny", ResNetTiny, ((1, 3, 4, 4),)),
-    DistillCase("d_chain", Chain, X4),
-    DistillCase("d_types", DistillTypes, ((1, 4, 3), (1, 4, 4, 4), (1, 2, 2, 2, 2))),
-    DistillCase("d_functional", Functional, X4),
-    DistillCase("dc_group_size_2", Chain, X4, cfg="dc_group_size_2"),
-    DistillCase("dc_data_weight", Chain, X4, cfg="dc_data_weight"),
-    DistillCase("dc_override_priority", Chain, X4, cfg="dc_override_priority"),
-    DistillCase("dc_user_group", Chain, X4, cfg="dc_user_group"),
-    DistillCase(
-        "e_d_no_candidates", OnlyRelu, X4, error=r"^Not found supported distill quant layers in model\.$"
-    ),
-    DistillCase(
-        "e_dc_int4_mismatch",
-        Basic,
-        ((1, 4, 8, 8),),
-        cfg="e_dc_int4_mismatch",
-        error=r"^Activation and weights with different data_type are not supported for now\. Note, activation is "
-        r"INT4 and weight is INT8\.",
-    ),
-    DistillCase(
-        "e_dc_user_group_branch",
-        Branches,
-        X4,
-        cfg="e_dc_user_group_branch",
-        error=r"^Can not find an only route from start_layer_name\(stem\) to end_layer_name\(merge\), please "
-        r"check whether layer in model and in right order\.$",
-    ),
-)
-DISTILL_CASES_BY_NAME = {case.name: case for case in DISTILL_CASES}

@@ -21,7 +21,7 @@ from analyzer.kinds.distill_config import (
     render_distill,
     resolve_distill,
 )
-from tests.distill_cases import DISTILL_CASES_BY_NAME
+from tests.cases import DISTILL_CASES_BY_NAME
 
 LAYERS = [("fc3", "Linear"), ("conv1", "Conv2d"), ("conv2", "Conv2d"), ("fc1", "Linear")]
 GROUPS = Groups((("conv1",), ("conv2",), ("fc1",), ("fc3",)), {}, {}, {}, ())
