@@ -80,3 +80,34 @@ def test_the_retrain_call_on_a_distill_model_lists_its_layers_only(tmp_path: Pat
         "conv",
         "conv2",
     ]
+
+
+def test_command_line_generate_explain_validate_with_kind_distill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.cli import main
+
+    case = DISTILL_CASES_BY_NAME["dc_group_size_2"]
+    written = _write(case, tmp_path / "files", folding=False)
+    config = tmp_path / "distill.json"
+    generate = ["generate", "--kind", "distill", str(written.onnx_file), "--simple-config", str(case._cfg())]
+    assert main([*generate, "-o", str(config)]) == 0
+    assert config.read_text(encoding="utf-8") == case.golden_text()
+
+    capsys.readouterr()
+    assert main(["explain", "--kind", "distill", str(written.onnx_file), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "distill"
+    assert report["groups"][0] == ["conv1", "bn1", "relu1"]
+
+    assert main(["validate", "--kind", "distill", "--onnx", str(written.onnx_file), str(config)]) == 0
+    edited = json.loads(config.read_text(encoding="utf-8"))
+    edited["fc1"]["distill_weight_config"]["channel_wise"] = True
+    edited["conv9"] = edited.pop("conv4")
+    config.write_text(json.dumps(edited), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["validate", "--kind", "distill", "--onnx", str(written.onnx_file), str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "conv9: not a distill layer" in out
+    assert "conv4: a distill layer" in out and "missing from the config" in out
+    assert "fc1/distill_weight_config/channel_wise: true on a Linear" in out
