@@ -89,8 +89,26 @@ def _kind_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _ptq_options(parser: argparse.ArgumentParser) -> None:
+    """The arguments of create_quant_config (`--kind ptq`); with --simple-config they are ignored, as AMCT does."""
+    group = parser.add_argument_group("create_quant_config arguments (--kind ptq)")
+    group.add_argument(
+        "--skip-layers",
+        metavar="NAMES",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="comma-separated layer names written with quant_enable false",
+    )
+    group.add_argument("--batch-num", type=int, metavar="N", help="batches used for calibration (default 1)")
+    group.add_argument(
+        "--activation-offset",
+        choices=("true", "false"),
+        help="asymmetric activations (default true; Conv3d is always symmetric)",
+    )
+
+
 def _kind_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments every offline entry point takes for the chosen kind: `kind`, `layer_types`."""
+    """The keyword arguments every offline entry point takes for the chosen kind: `kind`, `layer_types`, and
+    the kind's own `options` (create_quant_config's skip_layers, batch_num, activation_offset)."""
     from analyzer.kinds import kind_of
     from analyzer.layertypes import DOCUMENTED
 
@@ -99,7 +117,22 @@ def _kind_arguments(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(
             f"--layer-types applies to --kind retrain only; {row.call} has its own candidate types"
         )
-    return {"kind": row.name, "layer_types": args.layer_types}
+    given: dict[str, Any] = {
+        name: getattr(args, name, None)
+        for name in ("skip_layers", "batch_num", "activation_offset")
+        if getattr(args, name, None) is not None
+    }
+    if row.name != "ptq":
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UsageError(f"{flags}: the arguments of create_quant_config; add --kind ptq")
+        return {"kind": row.name, "layer_types": args.layer_types}
+    from analyzer.kinds import ptq
+
+    options = ptq.options(
+        given.get("skip_layers"), given.get("batch_num", 1), given.get("activation_offset", "true") == "true"
+    )
+    return {"kind": row.name, "layer_types": args.layer_types, "options": options}
 
 
 def _common() -> argparse.ArgumentParser:
@@ -215,12 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
         "generate",
         parents=[common],
         help="write the QAT config of an exported model",
-        description="Analyse an exported ONNX file and write its AMCT QAT config (JSON), "
-        "as create_quant_retrain_config_from_onnx does.",
+        description="Analyse an exported ONNX file and write its AMCT config (JSON): the QAT config as "
+        "create_quant_retrain_config_from_onnx does, or with --kind ptq the calibration config as "
+        "create_quant_config_from_onnx does.",
     )
     _model_options(generate)
     _kind_option(generate)
     _layer_types_option(generate)
+    _ptq_options(generate)
     generate.add_argument(
         "-o", "--output", required=True, metavar="config.json", help="the config file to write"
     )
@@ -235,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(explain)
     _kind_option(explain)
     _layer_types_option(explain)
+    _ptq_options(explain)
     explain.add_argument(
         "--format", choices=("text", "json"), default="text", help="report format (default: text)"
     )

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import re
-import struct
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any
 from google.protobuf import text_format
 
 from analyzer.errors import ConfigError, NoQuantizableLayerError
+from analyzer.floats import shortest_float32
 from analyzer.layertypes import ALL_TYPES, AMCT_LATEST, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
 from graph.files import SIMPLE_CONFIG_LIMIT, read_limited
 from schemas import retrain_config_pb2
@@ -508,12 +508,7 @@ def join_names(values: Iterable[str], quote: bool = False) -> str:
 
 
 def _fmt(value: float) -> str:
-    """The shortest text that reads back as the same float32 (-0.3, not -0.30000001192092896)."""
+    """The shortest text that reads back as the same float32 (-0.3, not -0.30000001192092896; 0, not 0.0)."""
     if not math.isfinite(value):
         return str(value)
-    packed = struct.pack("<f", value)
-    for digits in range(1, 10):
-        text = f"{value:.{digits}g}"
-        if struct.pack("<f", float(text)) == packed:
-            return text
-    return repr(value)
+    return shortest_float32(value).removesuffix(".0")

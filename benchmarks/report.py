@@ -394,7 +394,14 @@ SECTIONS = {
     "offline": offline_section,
     "huge": huge_section,
     "memory": memory_section,
+    "ptq": lambda data: _ptq_section(data),
 }
+
+
+def _ptq_section(data: dict[str, Any]) -> str:
+    from benchmarks.ptq import section
+
+    return section(data)
 
 
 def render(results: dict[str, Any]) -> str:

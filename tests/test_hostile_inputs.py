@@ -540,7 +540,7 @@ def test_cycles_reaching_the_checks_terminate_with_findings() -> None:
 
 
 def test_unexpected_exceptions_are_analysis_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def broken(index: Any) -> Any:
+    def broken(*args: Any) -> Any:
         raise KeyError("a bug")
 
     monkeypatch.setattr(analyzer.api, "run_checks", broken)

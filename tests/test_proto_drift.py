@@ -17,6 +17,9 @@ from schemas import retrain_config_pb2
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = "schemas/retrain_config.proto"
 MODULE = ROOT / "schemas" / "retrain_config_pb2.py"
+# every simple-config .proto of schemas/ (the retrain call's, create_quant_config's and create_distill_config's),
+# compiled the same way
+PROTOS = (PROTO, "schemas/calibration_config_pytorch.proto", "schemas/distill_config.proto")
 PINNED_TOOLS = "grpcio-tools==1.85.1"
 
 
@@ -28,13 +31,15 @@ def _version(text: str) -> tuple[int, ...]:
     importlib.util.find_spec("grpc_tools") is None,
     reason=f"grpc_tools is not importable: install {PINNED_TOOLS} (constraints/test.txt) to regenerate the module",
 )
-def test_committed_module_matches_a_fresh_protoc_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("proto", PROTOS)
+def test_committed_module_matches_a_fresh_protoc_run(proto: str, tmp_path: Path) -> None:
     # the same command as `tox -e proto`, writing into a temporary folder
-    command = [sys.executable, "-m", "grpc_tools.protoc", "--proto_path=.", f"--python_out={tmp_path}", PROTO]
+    command = [sys.executable, "-m", "grpc_tools.protoc", "--proto_path=.", f"--python_out={tmp_path}", proto]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
-    fresh = (tmp_path / "schemas" / "retrain_config_pb2.py").read_bytes()
-    if fresh != MODULE.read_bytes():
+    module = proto.removesuffix(".proto") + "_pb2.py"
+    fresh = (tmp_path / module).read_bytes()
+    if fresh != (ROOT / module).read_bytes():
         version = subprocess.run(
             [sys.executable, "-m", "grpc_tools.protoc", "--version"],
             capture_output=True,
@@ -42,7 +47,7 @@ def test_committed_module_matches_a_fresh_protoc_run(tmp_path: Path) -> None:
             check=False,
         ).stdout.strip()
         pytest.fail(
-            f"schemas/retrain_config_pb2.py does not match {PROTO} compiled by {version}: "
+            f"{module} does not match {proto} compiled by {version}: "
             f"run `tox -e proto` (protoc from {PINNED_TOOLS}) and commit the result"
         )
 

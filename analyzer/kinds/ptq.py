@@ -241,7 +241,7 @@ def _model_problems(obj: Any, report: Report, model: str) -> Iterator[Any]:
         layer = layer if isinstance(layer, dict) else {}
         record = records.get(name)
         if record is None:
-            yield Problem(json_path([name]), UNKNOWN_LAYER, f"no layer named {name!r} in {model}")
+            yield Problem(json_path([name]), UNKNOWN_LAYER, f"no quantizable layer named {name!r} in {model}")
             continue
         if record.decision == NOT_CANDIDATE:
             yield Problem(
