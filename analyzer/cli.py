@@ -235,7 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, metavar="model.onnx", help="the ONNX file to write")
     export.add_argument("--mapping", metavar="m.json", help="the mapping file (default: model.mapping.json)")
     export.add_argument(
-        "--exporter", choices=("dynamo", "torchscript"), default="dynamo", help="default: dynamo"
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default=None,
+        help="default: dynamo where torch has it (torch >= 2.5 with onnxscript), else torchscript",
     )
     export.add_argument(
         "--no-constant-folding",
@@ -506,21 +509,22 @@ def _model_and_inputs(
 
 def _cmd_export(args: argparse.Namespace) -> int:
     model, inputs = _model_and_inputs(args.factory, args.input_shape, args.input_dtype)
-    from graph.export import export_onnx
+    from graph.export import default_file_exporter, export_onnx
 
+    exporter = args.exporter or default_file_exporter()
     try:
         written = export_onnx(
             model,
             inputs,
             args.output,
             mapping_file=args.mapping,
-            exporter=args.exporter,
+            exporter=exporter,
             constant_folding=args.constant_folding,
         )
     except Exception as err:
         cause = _root_cause(err)
         raise UsageError(
-            f"{args.factory}: the {args.exporter} export to {args.output} failed: "
+            f"{args.factory}: the {exporter} export to {args.output} failed: "
             f"{type(cause).__name__}: {_describe(cause)}"
         ) from err
     _say(args, f"wrote {written.onnx_file} (weights in {written.data_file.name}) and {written.mapping_file}")

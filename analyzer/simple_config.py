@@ -35,13 +35,13 @@ from analyzer.errors import ConfigError, NoQuantizableLayerError
 from analyzer.floats import shortest_float32
 from analyzer.layertypes import ALL_TYPES, AMCT_LATEST, REPORTED_TORCH_CLASSES, SUPPORTED_TYPES
 from graph.files import SIMPLE_CONFIG_LIMIT, read_limited
-from schemas import retrain_config_pb2
+from schemas.messages import proto_module
 
 logger = logging.getLogger(__name__)
 
-# The generated module has no type stubs that pass mypy --strict; its messages are read at this boundary
-# only and turned into the typed records below.
-_pb: Any = retrain_config_pb2
+# The messages of schemas/retrain_config.proto (built at import, schemas.messages) have no static types; they
+# are read at this boundary only and turned into the typed records below.
+_pb: Any = proto_module("retrain_config")
 _PACKAGE_PREFIX = _pb.DESCRIPTOR.package + "."
 
 SKIP_LAYER_FIELDS = ("skip_layers", "quant_skip_layers")
@@ -106,7 +106,7 @@ class SimpleConfig:
     entries are merged, the last value wins), which is legal but rarely meant.
     """
 
-    message: Any  # schemas.retrain_config_pb2.AMCTRetrainConfig
+    message: Any  # AMCTRetrainConfig of schemas/retrain_config.proto
     file_name: str
     parse_notes: tuple[str, ...] = ()
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graph.capabilities import TorchExporters, torch_exporters
 from graph.exporting import EXPORT_LOCK, exclusive_export
 from graph.ir import (
     WEIGHT_LAYER_CLASSES,
@@ -79,6 +80,17 @@ RNN_FACTS = ("num_layers", "bidirectional", "dropout", "proj_size", "input_size"
 
 class ExportError(RuntimeError):
     """Every exporter failed; the message carries each exporter's error."""
+
+
+class ExporterUnavailableError(ExportError):
+    """The export needs the dynamo exporter and the installed torch has none; the message names what it needs."""
+
+
+def require_dynamo(what: str, support: TorchExporters | None = None) -> None:
+    """Raise `ExporterUnavailableError` naming `what` needs the dynamo exporter, where this torch has none."""
+    missing = (support or torch_exporters()).dynamo_missing
+    if missing is not None:
+        raise ExporterUnavailableError(f"{what} needs the dynamo exporter, but {missing}")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -251,6 +263,7 @@ def export_dynamo_ir(model: torch.nn.Module, args: tuple[Any, ...]) -> Any:
     """
     import torch
 
+    require_dynamo("this export")
     with exclusive_export():
         registry = torchlib_registry() if all(isinstance(arg, torch.Tensor) for arg in args) else None
         if registry is None:
@@ -311,38 +324,62 @@ class ExportPlan:
     reason: str
 
 
-def exporter_plan(model: torch.nn.Module, args: tuple[Any, ...], exporter: str | None = None) -> ExportPlan:
+def exporter_plan(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    exporter: str | None = None,
+    support: TorchExporters | None = None,
+) -> ExportPlan:
     """Which exporter the library call tries first for this model and these inputs, and why.
 
     The TorchScript exporter is the fast one on a first call (no registry to build, no decompositions), and
-    both give the same config; dynamo comes first only where TorchScript would be slower or cannot run.
+    both give the same config; dynamo comes first only where TorchScript would be slower or cannot run. Only
+    the exporters the installed torch offers (`support`, by default `graph.capabilities.torch_exporters()`)
+    are planned: before torch 2.5 (or without onnxscript) that is TorchScript alone.
+
+    Raises:
+        ExporterUnavailableError: the dynamo exporter was asked for, or the model is on the meta device (which
+            only dynamo can export), and this torch has no dynamo exporter; the message names what it needs.
     """
+    support = support or torch_exporters()
+    missing = support.dynamo_missing
     if exporter is not None:
+        if exporter == "dynamo":
+            require_dynamo("exporter='dynamo'", support)
         return ExportPlan((exporter,), f"the {exporter} exporter was asked for")
     if is_all_meta(model):
+        require_dynamo(
+            "a model whose every parameter is on the meta device (the TorchScript exporter runs the forward pass)",
+            support,
+        )
         return ExportPlan(
             ("dynamo", "torchscript"),
             "every parameter is on the meta device: dynamo traces shapes, the TorchScript exporter runs the forward pass",
         )
     weight_bytes = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
-    if weight_bytes >= TORCHSCRIPT_MAX_WEIGHT_BYTES:
-        return ExportPlan(
-            ("dynamo", "torchscript"),
-            f"the weights take {weight_bytes / 1024**2:.0f} MiB (>= {TORCHSCRIPT_MAX_WEIGHT_BYTES // 1024**2} MiB): "
-            "the TorchScript exporter's shape inference would copy them, dynamo copies nothing",
-        )
     elements = sum(arg.numel() for arg in args if hasattr(arg, "numel"))
-    if elements > TORCHSCRIPT_MAX_INPUT_ELEMENTS:
-        return ExportPlan(
-            ("dynamo", "torchscript"),
-            f"the inputs hold {elements} elements (> {TORCHSCRIPT_MAX_INPUT_ELEMENTS}): the TorchScript exporter's "
-            "real forward pass would cost more than dynamo's trace",
+    dynamo_first = None
+    if weight_bytes >= TORCHSCRIPT_MAX_WEIGHT_BYTES:
+        dynamo_first = (
+            f"the weights take {weight_bytes / 1024**2:.0f} MiB (>= {TORCHSCRIPT_MAX_WEIGHT_BYTES // 1024**2} MiB): "
+            "the TorchScript exporter's shape inference would copy them, dynamo copies nothing"
         )
-    return ExportPlan(
-        ("torchscript", "dynamo"),
+    elif elements > TORCHSCRIPT_MAX_INPUT_ELEMENTS:
+        dynamo_first = (
+            f"the inputs hold {elements} elements (> {TORCHSCRIPT_MAX_INPUT_ELEMENTS}): the TorchScript exporter's "
+            "real forward pass would cost more than dynamo's trace"
+        )
+    if dynamo_first is not None:
+        if missing is not None:
+            return ExportPlan(("torchscript",), f"{dynamo_first}; but {missing}: the TorchScript exporter")
+        return ExportPlan(("dynamo", "torchscript"), dynamo_first)
+    reason = (
         f"the inputs hold {elements} elements (<= {TORCHSCRIPT_MAX_INPUT_ELEMENTS}) and the weights "
-        f"{weight_bytes / 1024**2:.0f} MiB: the TorchScript exporter's traced forward pass is the fastest export",
+        f"{weight_bytes / 1024**2:.0f} MiB: the TorchScript exporter's traced forward pass is the fastest export"
     )
+    if missing is not None:
+        return ExportPlan(("torchscript",), f"{reason} ({missing}: no fallback)")
+    return ExportPlan(("torchscript", "dynamo"), reason)
 
 
 def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None = None) -> ExportedGraph:
@@ -360,6 +397,7 @@ def export_graph(model: torch.nn.Module, input_data: Any, exporter: str | None =
 
     Raises:
         ValueError: `exporter` is not one of `EXPORTERS`.
+        ExporterUnavailableError: only the dynamo exporter could do this export and this torch has none.
         ExportError: every exporter tried failed; the message names each one's error.
     """
     if exporter is not None and exporter not in EXPORTERS:
@@ -448,7 +486,7 @@ def export_onnx(
     input_data: Any,
     onnx_file: str | os.PathLike[str],
     mapping_file: str | os.PathLike[str] | None = None,
-    exporter: str = "dynamo",
+    exporter: str | None = None,
     *,
     constant_folding: bool = True,
 ) -> OnnxExport:
@@ -472,8 +510,9 @@ def export_onnx(
             the model is on the meta device, tensor inputs are moved to meta (CPU inputs are accepted).
         onnx_file: where the ONNX file is written (an existing one is replaced; folders are created).
         mapping_file: where the mapping is written; None for the default beside the ONNX file.
-        exporter: "dynamo" (default, module scopes in the node metadata too) or "torchscript" (the exporter's
-            usual settings, as AMCT and older tools export: BatchNorm folded, equal initializers merged).
+        exporter: "dynamo" (module scopes in the node metadata too) or "torchscript" (the exporter's
+            usual settings, as AMCT and older tools export: BatchNorm folded, equal initializers merged); None
+            (the default) for dynamo where this torch has it (torch >= 2.5 with onnxscript), else torchscript.
 
     Returns:
         The paths written.
@@ -481,6 +520,8 @@ def export_onnx(
     Raises:
         TypeError: an argument has the wrong type.
         ValueError: `exporter` is not "dynamo" or "torchscript".
+        ExporterUnavailableError: `exporter` is "dynamo" and this torch has none (before torch 2.5, or
+            without onnxscript).
         ExportError: the export failed (the exporter's error is chained).
         OSError: a file cannot be written; an existing ONNX or mapping file is then left as it was.
     """
@@ -495,8 +536,12 @@ def export_onnx(
     for value, argument, optional in ((onnx_file, "onnx_file", False), (mapping_file, "mapping_file", True)):
         if not (isinstance(value, (str, os.PathLike)) or (optional and value is None)):
             raise TypeError(f"{argument} must be str or os.PathLike, got {type(value).__name__}")
+    if exporter is None:
+        exporter = default_file_exporter()
     if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)} or None, got {exporter!r}")
+    if exporter == "dynamo":
+        require_dynamo("export_onnx(exporter='dynamo') (exporter='torchscript' runs on every torch)")
 
     onnx_path = Path(onnx_file)
     mapping_path = Path(mapping_file) if mapping_file is not None else default_mapping_path(onnx_path)
@@ -523,6 +568,12 @@ def export_onnx(
     saved = read_model(onnx_path)
     write_mapping(mapping_path, build_mapping(graph, saved, onnx_path.name))
     return OnnxExport(onnx_path, data_path, mapping_path, exporter)
+
+
+def default_file_exporter() -> str:
+    """The exporter of `export_onnx` when none is asked for: dynamo (its file carries the module scopes and
+    analyses without a mapping) where this torch has it, else TorchScript."""
+    return "dynamo" if torch_exporters().dynamo_missing is None else "torchscript"
 
 
 def _export_for_file(

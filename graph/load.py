@@ -73,6 +73,11 @@ def read_model(onnx_file: str | os.PathLike[str]) -> Any:
         why = f"truncated or corrupt? ({str(err) or type(err).__name__})"
         if "MaxDepth" in str(err) or isinstance(err, RecursionError):
             why = "messages (e.g. subgraphs in attributes) nested deeper than protobuf's limit of 100 levels"
+        elif str(err) == "Error parsing message":  # protobuf before 5 names no cause
+            why = (
+                "truncated or corrupt, or messages (e.g. subgraphs in attributes) nested deeper than protobuf's "
+                f"limit of 100 levels? ({err})"
+            )
         raise GraphFileError(f"{where!r} is not a readable ONNX model: {why}") from err
     problems = _incomplete(model)
     if problems:

@@ -1,4 +1,4 @@
-"""The TorchScript exporter (`torch.onnx.export(dynamo=False)`) -> `ExportedGraph`.
+"""The TorchScript exporter (`torch.onnx.export(dynamo=False)`, plain `torch.onnx.export` before torch 2.5) -> `ExportedGraph`.
 
 The fallback when the dynamo exporter fails, and the exporter AMCT itself uses. Its ONNX carries no module
 metadata: the owner of each node is recovered from the scope-style node name the exporter writes
@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from graph.capabilities import torch_exporters
 from graph.exporting import exclusive_export
 from graph.ir import ExportedGraph, ModuleInfo, NodeRecord, Producer, TensorRecord, alias_owners
 from graph.proto import default_opset, read_initializers, read_inputs, read_nodes
@@ -255,9 +256,9 @@ def export_torchscript_proto(
                 model,
                 args,
                 path,
-                dynamo=False,
                 opset_version=OPSET,
                 verbose=False,
+                **torch_exporters().torchscript_arguments(),
                 do_constant_folding=constant_folding,
             )
             return onnx.load(path)
@@ -274,12 +275,12 @@ def analysis_export_bytes(model: torch.nn.Module, args: tuple[Any, ...]) -> byte
         model,
         args,
         buffer,  # type: ignore[arg-type]
-        dynamo=False,
         opset_version=OPSET,
         verbose=False,
         export_params=False,
         do_constant_folding=False,
         keep_initializers_as_inputs=True,
+        **torch_exporters().torchscript_arguments(),
     )
     return buffer.getvalue()
 

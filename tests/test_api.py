@@ -19,6 +19,7 @@ from analyzer import (
     QuantScopeError,
     create_quant_retrain_config,
 )
+from graph.capabilities import torch_exporters
 from tests.cases import CASES_BY_NAME
 
 CIN3 = CASES_BY_NAME["cin3_conv"]
@@ -172,7 +173,8 @@ def test_export_failure_is_a_runtime_error_chaining_the_cause(tmp_path: Path) ->
     assert isinstance(info.value, ExportFailedError)
     assert info.value.__cause__ is not None
     message = str(info.value)
-    assert "dynamo exporter: RuntimeError: this forward always fails" in message
+    if torch_exporters().dynamo_missing is None:  # the only exporter of torch 2.1-2.4 is TorchScript
+        assert "dynamo exporter: RuntimeError: this forward always fails" in message
     assert "torchscript exporter: RuntimeError: this forward always fails" in message
     assert len(message) < 400  # the exporters' long reports stay in the chained cause
     assert out.read_text(encoding="utf-8") == "precious"

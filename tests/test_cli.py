@@ -667,6 +667,7 @@ def test_explain_annotate_writes_a_weight_free_annotated_graph(
 
 
 @needs_offline
+@pytest.mark.needs_dynamo
 def test_explain_a_torchscript_export_with_its_mapping(
     exported: Exported, models_dir: Path, tmp_path: Path, cli: Callable[..., Run]
 ) -> None:

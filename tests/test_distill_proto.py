@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from google.protobuf import descriptor
 
-from schemas import distill_config_pb2
+from schemas.messages import proto_module
+
+distill_config = proto_module("distill_config")
 
 # (message, field, number, label, type) as SPEC 11.5 fixes them
 REQUIRED, OPTIONAL, REPEATED = "required", "optional", "repeated"
@@ -50,7 +52,7 @@ SCALARS = {
 
 
 def test_package_messages_fields_and_numbers() -> None:
-    file = distill_config_pb2.DESCRIPTOR
+    file = distill_config.DESCRIPTOR
     assert file.package == "AMCTPytorchDistillProto"
     found = []
     for name, message in file.message_types_by_name.items():
@@ -63,7 +65,7 @@ def test_package_messages_fields_and_numbers() -> None:
 
 
 def test_defaults() -> None:
-    message = distill_config_pb2.AMCTDistillConfig()  # type: ignore[attr-defined]
+    message = distill_config.AMCTDistillConfig()  # type: ignore[attr-defined]
     assert (message.batch_num, message.group_size, message.data_dump) == (1, 1, False)
     assert message.distill_data_quant_config.ulq_quantize.dst_type == 1  # INT8
     assert message.distill_weight_quant_config.arq_distill.dst_type == 1

@@ -79,6 +79,7 @@ def test_reference_case_with_each_exporter(case: Case, exporter: str) -> None:
     assert text == case.golden_text()
 
 
+@pytest.mark.needs_dynamo
 @pytest.mark.parametrize("case", _distinct_models(), ids=lambda c: c.name)
 def test_both_exporters_reach_the_same_findings(case: Case) -> None:
     dynamo, torchscript = (_findings(exported(case, exporter), case.types()) for exporter in EXPORTERS)
@@ -161,6 +162,7 @@ def _collisions(exporter: str) -> ExportedGraph:
     return export_graph(Collisions(), (torch.randn(1, 3, 8, 8),), exporter=exporter)
 
 
+@pytest.mark.needs_dynamo
 def test_colliding_names_resolve_like_the_dynamo_scopes() -> None:
     dynamo, torchscript = _collisions("dynamo"), _collisions("torchscript")
     # F.linear on 2-D input is a Gemm under dynamo, Transpose + MatMul under TorchScript: compare the owners
@@ -183,6 +185,7 @@ def test_colliding_names_resolve_like_the_dynamo_scopes() -> None:
     ]
 
 
+@pytest.mark.needs_dynamo
 def test_colliding_names_give_the_same_config() -> None:
     texts = [analyze(_collisions(exporter))[1] for exporter in EXPORTERS]
     assert texts[0] == texts[1]
@@ -288,6 +291,7 @@ def test_unknown_exporter_is_rejected() -> None:
         export_graph(nn.Linear(2, 2), torch.randn(1, 2), exporter="onnxruntime")
 
 
+@pytest.mark.needs_dynamo
 def test_both_exporters_failing_names_both() -> None:
     with pytest.raises(
         ExportError, match=r"(?s)torchscript exporter.*no forward today.*dynamo exporter.*no forward today"

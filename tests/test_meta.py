@@ -50,6 +50,7 @@ def _library_config(tmp_path: Path, model: nn.Module, inputs: torch.Tensor, name
     return out.read_bytes()
 
 
+@pytest.mark.needs_dynamo
 def test_meta_model_gets_the_config_of_the_model_with_weights(tmp_path: Path) -> None:
     meta = _library_config(tmp_path, _meta_model(), torch.empty(SHAPE, device="meta"), "meta.json")
     torch.manual_seed(0)
@@ -58,6 +59,7 @@ def test_meta_model_gets_the_config_of_the_model_with_weights(tmp_path: Path) ->
     assert b'"conv2"' in meta and b'"head"' in meta
 
 
+@pytest.mark.needs_dynamo
 @pytest.mark.parametrize("device", ["meta", "cpu"], ids=["meta-inputs", "cpu-inputs"])
 def test_export_onnx_of_a_meta_model_writes_no_weights_and_analyses_like_the_model(
     device: str, tmp_path: Path
@@ -91,6 +93,7 @@ def test_export_onnx_of_a_meta_model_writes_no_weights_and_analyses_like_the_mod
     assert no_mapping.read_bytes() == library
 
 
+@pytest.mark.needs_dynamo
 def test_cpu_inputs_are_accepted_for_a_meta_model(tmp_path: Path) -> None:
     model = _meta_model()
     cpu = _library_config(tmp_path, model, torch.randn(SHAPE), "cpu.json")

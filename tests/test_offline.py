@@ -29,6 +29,7 @@ from analyzer import InputFileError, create_quant_retrain_config, create_quant_r
 from graph.export import OnnxExport, default_mapping_path, export_onnx
 from graph.mapping import MAPPING_SCHEMA
 from tests.cases import ALL_CASES, CASES_BY_NAME, Case
+from tests.torch_support import skip_without_dynamo
 
 try:
     import analyzer.simple_config  # noqa: F401
@@ -49,6 +50,8 @@ class Exports:
 
     def get(self, case: Case, exporter: str) -> OnnxExport:
         key = (case.factory, case.shapes, exporter, case.kind == "distill")
+        if exporter == "dynamo":
+            skip_without_dynamo()
         if key not in self._done:
             folder = self.root / f"{case.name}-{exporter}"
             # the distill groups need BatchNorm nodes: a TorchScript file is written without constant folding
@@ -665,6 +668,7 @@ class ConvBN(nn.Module):
         return self.fc(self.bn(self.conv(x)).mean((2, 3)))
 
 
+@pytest.mark.needs_dynamo
 def test_optimized_dynamo_file_is_read_with_the_fused_conv_inferred(tmp_path: Path) -> None:
     """torch.onnx.export's default optimizer fuses BatchNorm into the Conv, whose node then carries the
     BatchNorm's scope: the conv's owner comes from its weight's parameter name, its class from the op, and
@@ -687,6 +691,7 @@ def test_optimized_dynamo_file_is_read_with_the_fused_conv_inferred(tmp_path: Pa
     assert plain_report.inferred_layers == 0 and report.inferred_layers == 1
 
 
+@pytest.mark.needs_dynamo
 def test_fused_conv_without_a_parameter_name_is_reported_not_guessed(tmp_path: Path) -> None:
     path = tmp_path / "optimized.onnx"
     torch.onnx.export(ConvBN().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=True, verbose=False)

@@ -1,5 +1,6 @@
-"""The committed simple-config module matches its `.proto`, fits the declared protobuf range, and the proto keeps
-the AMCT-compatible messages, fields and numbers of SPEC section 4."""
+"""Every `schemas/*.proto` has its committed descriptor, which matches a fresh run of the pinned protoc; the
+messages are built from it on every protobuf of the declared range; and the retrain proto keeps the
+AMCT-compatible messages, fields and numbers of SPEC section 4."""
 
 from __future__ import annotations
 
@@ -12,62 +13,81 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor, descriptor_pb2
 
-from schemas import retrain_config_pb2
+from schemas.messages import DESCRIPTOR_SUFFIX, proto_module, proto_names
+from schemas.protoc import protoc_command
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTO = "schemas/retrain_config.proto"
-MODULE = ROOT / "schemas" / "retrain_config_pb2.py"
-# every simple-config .proto of schemas/ (the retrain call's, create_quant_config's and create_distill_config's),
-# compiled the same way
-PROTOS = (PROTO, "schemas/calibration_config_pytorch.proto", "schemas/distill_config.proto")
+SCHEMAS = ROOT / "schemas"
 PINNED_TOOLS = "grpcio-tools==1.85.1"
+retrain_config_pb2 = proto_module("retrain_config")
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
+def test_every_proto_has_its_descriptor_and_no_descriptor_is_orphaned() -> None:
+    protos = {p.stem for p in SCHEMAS.glob("*.proto")}
+    descriptors = {p.name[: -len(DESCRIPTOR_SUFFIX)] for p in SCHEMAS.glob("*" + DESCRIPTOR_SUFFIX)}
+    assert "retrain_config" in protos
+    assert set(proto_names()) == protos
+    assert descriptors == protos, "run `tox -e proto` and commit schemas/*.binpb"
 
 
 @pytest.mark.skipif(
     importlib.util.find_spec("grpc_tools") is None,
-    reason=f"grpc_tools is not importable: install {PINNED_TOOLS} (constraints/test.txt) to regenerate the module",
+    reason=f"grpc_tools is not importable: install {PINNED_TOOLS} (constraints/test.txt) to regenerate the descriptors",
 )
-@pytest.mark.parametrize("proto", PROTOS)
-def test_committed_module_matches_a_fresh_protoc_run(proto: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCHEMAS.glob("*.proto")))
+def test_committed_descriptor_matches_a_fresh_protoc_run(name: str, tmp_path: Path) -> None:
     # the same command as `tox -e proto`, writing into a temporary folder
-    command = [sys.executable, "-m", "grpc_tools.protoc", "--proto_path=.", f"--python_out={tmp_path}", proto]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        protoc_command(name, tmp_path), cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr
-    module = proto.removesuffix(".proto") + "_pb2.py"
-    fresh = (tmp_path / module).read_bytes()
-    if fresh != (ROOT / module).read_bytes():
-        version = subprocess.run(
-            [sys.executable, "-m", "grpc_tools.protoc", "--version"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+    committed = SCHEMAS / (name + DESCRIPTOR_SUFFIX)
+    if (tmp_path / committed.name).read_bytes() != committed.read_bytes():
         pytest.fail(
-            f"{module} does not match {proto} compiled by {version}: "
+            f"schemas/{committed.name} does not match schemas/{name}.proto: "
             f"run `tox -e proto` (protoc from {PINNED_TOOLS}) and commit the result"
         )
 
 
-def test_generated_code_fits_the_declared_protobuf_range() -> None:
-    gencode = re.search(
-        r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),",
-        MODULE.read_text(encoding="utf-8"),
+def test_unknown_proto_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"no schemas/retrain\.proto; the protos are: .*retrain_config"):
+        proto_module("retrain")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCHEMAS.glob("*.proto")))
+def test_messages_build_without_a_warning_in_a_fresh_interpreter(name: str) -> None:
+    # generated code warns (or refuses) when its protoc and the runtime differ; the descriptor must not
+    code = (
+        "from schemas.messages import proto_module\n"
+        f"m = proto_module({name!r})\n"
+        "for t in m.DESCRIPTOR.message_types_by_name: getattr(m, t)().SerializePartialToString()\n"
     )
-    assert gencode is not None, "the generated module has no runtime version check"
-    needed = tuple(int(g) for g in gencode.groups())
-    declared = re.search(
-        r'"protobuf>=([\d.]+),<(\d+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    assert declared is not None, "pyproject.toml declares no protobuf range"
-    lower, upper_major = _version(declared.group(1)), int(declared.group(2))
-    # the runtime must be at least the gencode version; an older lower bound would let pip pick a runtime
-    # that refuses to load the module
-    assert lower >= needed, f"protobuf lower bound {declared.group(1)} is older than the gencode {needed}"
-    assert needed[0] < upper_major
+    assert run.returncode == 0, run.stderr
+
+
+def _lower_bound(requirement: str, text: str) -> str:
+    found = re.search(rf'"{requirement}>=([\d.]+)', text)
+    assert found is not None, f"pyproject.toml declares no lower bound for {requirement}"
+    return found.group(1)
+
+
+def test_declared_lower_bounds_are_the_tested_oldest_set() -> None:
+    # pyproject.toml declares exactly what is tested: each floor is the version tox -e oldest pins
+    declared = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "constraints" / "oldest.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for requirement in ("protobuf", "onnx", "torch"):
+        lower = _lower_bound(requirement, declared)
+        assert tuple(int(p) for p in lower.split(".")) <= tuple(int(p) for p in pins[requirement].split("."))
+        assert pins[requirement].startswith(lower), (
+            f"{requirement}: declared >={lower}, oldest set tests {pins[requirement]}"
+        )
 
 
 # (message, field, number, label, type name or scalar type) as fixed by SPEC section 4

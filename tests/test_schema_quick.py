@@ -133,10 +133,40 @@ def test_quick_check_never_says_yes_to_an_invalid_config(config: dict[str, Any],
     [
         {"type": "object", "patternProperties": {"^a": {"type": "string"}}},
         {"type": "string", "minLength": 2},
-        {"oneOf": [{"type": "string"}]},
+        {"anyOf": [{"type": "string"}]},
         {"$ref": "https://elsewhere/schema.json"},
     ],
-    ids=["patternProperties", "minLength", "oneOf", "remote-ref"],
+    ids=["patternProperties", "minLength", "anyOf", "remote-ref"],
 )
 def test_an_unknown_keyword_means_cannot_tell(schema: dict[str, Any]) -> None:
     assert not conforms({"a": 1} if schema.get("type") == "object" else "x", schema)
+
+
+# --- the calibration config's schema (create_quant_config): arrays and oneOf branches told apart by a const ---
+
+PTQ_SCHEMA = schemas.load_schema(schemas.PTQ_CONFIG_SCHEMA)
+PTQ_VALIDATOR = schemas.validator(schemas.PTQ_CONFIG_SCHEMA)
+PTQ_GOLDEN = sorted((Path(__file__).parent / "golden" / "ptq").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PTQ_GOLDEN, ids=[p.stem for p in PTQ_GOLDEN])
+def test_every_golden_ptq_config_takes_the_fast_path(path: Path) -> None:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    assert not any(True for _ in PTQ_VALIDATOR.iter_errors(config))
+    assert conforms(config, PTQ_SCHEMA)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(PTQ_GOLDEN), st.data())
+def test_quick_check_never_says_yes_to_an_invalid_ptq_config(path: Path, data: st.DataObject) -> None:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    where = data.draw(st.sampled_from(_paths(config)))
+    action = data.draw(st.sampled_from(["set", "drop", "add"]))
+    value = data.draw(
+        st.one_of(_odd, st.sampled_from(["ifmr", "hfmg", "arq_quantize", "ada_quantize", 4096, 0.5, [1]]))
+    )
+    mutated = _mutate(config, where, action, value)
+    if conforms(mutated, PTQ_SCHEMA):
+        assert not any(True for _ in PTQ_VALIDATOR.iter_errors(mutated)), (
+            f"accepted an invalid config: {mutated!r}"
+        )

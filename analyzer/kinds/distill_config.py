@@ -21,11 +21,11 @@ from analyzer.emit import dumps
 from analyzer.errors import ConfigError, NoQuantizableLayerError
 from analyzer.groups import Groups, UserGroup
 from analyzer.simple_config import read_simple_text, syntax_error
-from schemas import distill_config_pb2
+from schemas.messages import proto_module
 
 logger = logging.getLogger(__name__)
 
-_pb: Any = distill_config_pb2  # generated code without stubs: read at this boundary only
+_pb: Any = proto_module("distill_config")  # messages built from schemas/distill_config.binpb; untyped
 _PACKAGE_PREFIX = _pb.DESCRIPTOR.package + "."
 
 DISTILL_TYPES = ("Conv2d", "Linear")
@@ -82,7 +82,7 @@ class DistillSetting:
 class DistillSimple:
     """A parsed distill simple config and the file it came from."""
 
-    message: Any  # schemas.distill_config_pb2.AMCTDistillConfig
+    message: Any  # an AMCTPytorchDistillProto.AMCTDistillConfig (schemas/distill_config.proto)
     file_name: str
 
     @property

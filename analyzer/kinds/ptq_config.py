@@ -18,12 +18,13 @@ from google.protobuf import text_format
 
 from analyzer.floats import amct_float
 from analyzer.simple_config import read_simple_text, repeated_field_notes, syntax_error
-from schemas import calibration_config_pytorch_pb2
+from schemas.messages import proto_module
 
 logger = logging.getLogger(__name__)
 
-# the generated module has no type stubs that pass mypy --strict; it is read at this boundary only
-_pb: Any = calibration_config_pytorch_pb2
+# the message classes of schemas/calibration_config_pytorch.proto (built from its committed descriptor, see
+# schemas.messages); untyped for mypy --strict, so read at this boundary only
+_pb: Any = proto_module("calibration_config_pytorch")
 _PACKAGE_PREFIX = _pb.DESCRIPTOR.package + "."
 
 COMMON = "common_config"
