@@ -122,20 +122,22 @@ class _View:
     def __init__(self, graph: nx.DiGraph, modules: Mapping[str, ModuleInfo]) -> None:
         self.graph = graph
         self.modules = modules
-        self.order: list[NodeKey] = sorted(
-            (n for n, d in graph.nodes(data=True) if d[keys.KIND] == keys.KIND_OP),
-            key=lambda n: graph.nodes[n][keys.INDEX],
-        )
+        # the op nodes' attribute dicts, read directly: networkx's node view costs more than the lookups
+        self.data: dict[NodeKey, dict[str, Any]] = {
+            n: d for n, d in graph.nodes(data=True) if d[keys.KIND] == keys.KIND_OP
+        }
+        self.order: list[NodeKey] = sorted(self.data, key=lambda n: self.data[n][keys.INDEX])
         self.readers: dict[str, list[NodeKey]] = defaultdict(list)
         self.carried: dict[NodeKey, str] = {}
         self.calls: dict[str, int] = defaultdict(int)
+        kinds = {name: marked_kind(info) for name, info in modules.items()}
         for node in self.order:
-            data = graph.nodes[node]
+            data = self.data[node]
             for tensor in data[keys.INPUTS]:
                 if tensor:
                     self.readers[tensor].append(node)
             module = data[keys.MODULE]
-            kind = marked_kind(modules.get(module)) if module is not None else None
+            kind = kinds.get(module) if module is not None else None
             if kind is not None and data[keys.OP_TYPE] in MARKED_OPS[kind]:
                 self.carried[node] = module
                 self.calls[module] += 1
@@ -144,16 +146,20 @@ class _View:
             self.carriers[name].append(node)
 
     def op(self, node: NodeKey) -> str:
-        op_type: str = self.graph.nodes[node][keys.OP_TYPE]
+        op_type: str = self.data[node][keys.OP_TYPE]
         return op_type
 
+    def index(self, node: NodeKey) -> int:
+        position: int = self.data[node][keys.INDEX]
+        return position
+
     def label(self, node: NodeKey) -> str:
-        data = self.graph.nodes[node]
+        data = self.data[node]
         return str(data[keys.ONNX_NAME] or f"{data[keys.OP_TYPE]}#{data[keys.INDEX]}")
 
     def consumers(self, node: NodeKey) -> list[NodeKey]:
         """The op nodes reading output 0 of `node` (each once)."""
-        outputs = self.graph.nodes[node][keys.OUTPUTS]
+        outputs = self.data[node][keys.OUTPUTS]
         if not outputs or not outputs[0]:
             return []
         return list(dict.fromkeys(self.readers.get(outputs[0], ())))
@@ -161,7 +167,7 @@ class _View:
     def successors(self, node: NodeKey) -> list[NodeKey]:
         """The op nodes reading any output of `node`."""
         found: list[NodeKey] = []
-        for tensor in self.graph.nodes[node][keys.OUTPUTS]:
+        for tensor in self.data[node][keys.OUTPUTS]:
             if tensor:
                 found.extend(self.readers.get(tensor, ()))
         return list(dict.fromkeys(found))
@@ -208,7 +214,7 @@ def find_groups(
 
     raw: list[tuple[int, list[_Unit] | None, tuple[NodeKey, ...]]] = []
     for path in user_paths:
-        raw.append((view.graph.nodes[path[0]][keys.INDEX], None, tuple(path)))
+        raw.append((view.index(path[0]), None, tuple(path)))
     used: set[NodeKey] = set(in_user_nodes)
     for node in view.order:
         unit = units.get(node)
@@ -223,7 +229,7 @@ def find_groups(
                 break
             chain.append(nxt)
             used.update(nxt.nodes)
-        raw.append((view.graph.nodes[node][keys.INDEX], chain, ()))
+        raw.append((view.index(node), chain, ()))
     raw.sort(key=lambda item: item[0])
 
     groups: list[tuple[str, ...]] = []
@@ -284,7 +290,7 @@ def _unit(view: _View, layer: str, start: NodeKey) -> tuple[_Unit | None, str]:
     if len(following) > 1:
         return done(f"its output is used {len(following)} times (a branch point)")
     nxt = following[0]
-    data = view.graph.nodes[nxt]
+    data = view.data[nxt]
     if view.op(start) == "MatMul" and view.op(nxt) == "Add" and data[keys.MODULE] == layer:
         return done("its bias Add follows (a Linear on N-D input)")
     if view.op(nxt) == "BatchNormalization":
