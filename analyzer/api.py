@@ -303,7 +303,8 @@ def create_quant_config(
 
     Args:
         config_file: where the JSON config is written (an existing file is replaced atomically).
-        model: the `torch.nn.Module`; not modified (a DataParallel wrapper is unwrapped, see the README).
+        model: the `torch.nn.Module`; not modified. A DistributedDataParallel is not unwrapped, as in AMCT: its
+            layers are named `module.<name>`.
         input_data: a tuple of example inputs, or a single tensor; shapes matter, values do not.
         skip_layers: names of layers written with `quant_enable: false`.
         batch_num: batches used for calibration.
@@ -333,6 +334,9 @@ def create_quant_config(
         raise UnsupportedModelError("input data type must be tuple or torch.Tensor!")
     ptq.check_arguments(skip_layers, batch_num, activation_offset, config_defination)
     options = ptq.options(skip_layers, batch_num, activation_offset)
+    from graph.export import keep_distributed_wrapper
+
+    model = keep_distributed_wrapper(model)  # AMCT's call does not unwrap it: names start with `module.`
     return run_call(kind_of("ptq"), config_file, model, input_data, config_defination, options=options)
 
 

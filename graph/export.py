@@ -105,6 +105,27 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def keep_distributed_wrapper(model: torch.nn.Module) -> torch.nn.Module:
+    """A `DistributedDataParallel` as AMCT's `create_quant_config` sees it (SPEC 10.1): not unwrapped, so its
+    layers are named `module.<name>`. The export unwraps DDP (`unwrap`), so the inner model is placed, unchanged,
+    as the `module` child of a plain container that `unwrap` leaves alone; any other model is returned as is."""
+    import torch
+
+    if not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return model
+    inner = unwrap(model)
+
+    class DistributedDataParallel(torch.nn.Module):  # the wrapper's name, as named_modules() shows it
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = inner
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return self.module(*args, **kwargs)
+
+    return DistributedDataParallel()
+
+
 def module_table(model: torch.nn.Module) -> tuple[ModuleInfo, ...]:
     """Describe every module of `model` in `named_modules()` order."""
     import torch

@@ -165,6 +165,54 @@ def test_simple_config_file_on_mutated_bytes(data: bytes, scratch: Path) -> None
         _contract(resolve_simple, LAYERS, simple, {}, {"conv": "Conv2d", "fc": "Linear"})
 
 
+# --- the calibration simple config (create_quant_config) ----------------------------------------------------
+
+PTQ_CFG_SAMPLES = sorted((HERE / "golden" / "cfg" / "ptq").glob("*.cfg"))
+PTQ_TOKENS = [
+    "{", "}", ":", '"', "common_config", "override_layer_types", "override_layer_configs", "calibration_config",
+    "arq_quantize", "ada_quantize", "ifmr_quantize", "hfmg_quantize", "dmq_balancer", "quant_bits", "channel_wise",
+    "asymmetric", "dst_type", "INT8", "INT16", "num_of_bins", "search_step", "search_range_start", "reg_param",
+    "beta_range_end", "skip_layers", "skip_layer_types", "skip_fusion_layers", "do_fusion", "batch_num",
+    '"conv"', '"fc"', '"pool"', '"Conv3d"', '"AvgPool2d"', "0", "-1", "6", "1e39", "nan", "\n", "'", "\x00",
+]  # fmt: skip
+
+
+def _ptq_contract(text: str) -> None:
+    from analyzer.kinds.ptq_config import parse_ptq_config
+    from analyzer.kinds.ptq_resolve import ModelView, PtqArgs, PtqLayer, resolve_simple
+
+    simple = _contract(parse_ptq_config, text, "fuzz.cfg")
+    if simple is not None:
+        layers = (
+            PtqLayer("conv", "Conv2d"),
+            PtqLayer("fc", "Linear", has_bias=False),
+            PtqLayer("pool", "AvgPool2d"),
+        )
+        model = ModelView(
+            {"": "Net", "conv": "Conv2d", "relu": "ReLU", "fc": "Linear", "pool": "AvgPool2d"}, layers, {}
+        )
+        _contract(resolve_simple, model, simple, PtqArgs())
+
+
+@st.composite
+def mutated_ptq_cfg(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(PTQ_CFG_SAMPLES)).read_text(encoding="utf-8")
+    for _ in range(draw(st.integers(1, 5))):
+        where = draw(st.integers(0, len(text)))
+        token = draw(st.one_of(st.sampled_from(PTQ_TOKENS), st.text(max_size=4)))
+        if draw(st.booleans()):
+            text = text[:where] + token + text[where:]
+        else:
+            text = text[:where] + text[where + draw(st.integers(1, 12)) :]
+    return text
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=300), mutated_ptq_cfg()))
+def test_calibration_simple_config_on_random_and_mutated_text(text: str) -> None:
+    _ptq_contract(text)
+
+
 # --- mapping file -------------------------------------------------------------------------------------------
 
 MAPPING = json.loads(TINY_TS_MAPPING.read_text(encoding="utf-8"))

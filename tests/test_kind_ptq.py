@@ -242,6 +242,13 @@ CONFIG_ERRORS = [
         "common_config { arq_quantize { channel_wise: true } }",
         "The channel_wise must be False for layer type AvgPool2d in layer pool",
     ),
+    # QuantScope's own: a value that is no JSON number
+    ("nan-step", _ifmr("search_step: nan"), "search_step must be a finite number, got nan in layer conv"),
+    (
+        "inf-range",
+        _ifmr("search_range_end: inf"),
+        "search_range_end must be a finite number, got inf in layer conv",
+    ),
     # the order: the first failing check is the error
     (
         "order-dup-first",
@@ -578,3 +585,53 @@ def test_cli_explain_and_validate_a_hand_edited_ptq_config(
     assert "$.conv.weight_quant_params" not in out
     # the retrain schema refuses a calibration config: the kind matters
     assert main(["validate", str(good)]) == 1
+
+
+def test_a_distributed_data_parallel_is_not_unwrapped(tmp_path: Path) -> None:
+    """SPEC 10.1: unlike the retrain call, AMCT's create_quant_config keeps the DDP wrapper: `module.<name>`."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        inner = BASIC.model()
+        wrapped = nn.parallel.DistributedDataParallel(inner)
+        report = create_quant_config(
+            str(tmp_path / "c.json"), wrapped, BASIC.inputs(), skip_layers=["module.pool"]
+        )
+    finally:
+        dist.destroy_process_group()
+    config = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    expected = json.loads(PTQ_CASES_BY_NAME["p_skip_layers"].golden_text())
+    expected["conv2"]["quant_enable"] = True
+    assert config == {
+        key if key in ptq.TOP_LEVEL_KEYS else f"module.{key}": value for key, value in expected.items()
+    }
+    assert report.record("module.pool").decision == SKIPPED
+    assert [name for name, _ in inner.named_modules()][:2] == ["", "fc"]  # the model is not changed
+
+
+def test_top_level_keys_in_amct_order_with_every_global_set() -> None:
+    cfg = 'fakequant_precision_mode: FORCE_FP16_QUANT do_fusion: false batch_num: 3 skip_fusion_layers: "c3"'
+    _report, config = _run(cfg)
+    top = [key for key in config if key in ptq.TOP_LEVEL_KEYS]
+    assert top == [
+        "version",
+        "batch_num",
+        "activation_offset",
+        "do_fusion",
+        "fakequant_precision_mode",
+        "skip_fusion_layers",
+    ]
+    assert (config["do_fusion"], config["batch_num"], config["skip_fusion_layers"]) == (False, 3, ["c3"])
+
+
+def test_an_empty_file_is_the_default_call_and_a_later_oneof_member_wins() -> None:
+    assert _run("")[1] == _run(None)[1]
+    report, config = _run("common_config { ifmr_quantize { } hfmg_quantize { num_of_bins: 2048 } }")
+    assert config["conv"]["activation_quant_params"]["act_algo"] == "hfmg"
+    assert any("hfmg_quantize and ifmr_quantize are both given" in n.reason for n in report.notes)

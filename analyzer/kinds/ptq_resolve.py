@@ -8,6 +8,7 @@ about what AMCT does silently (fallbacks per layer, ignored overrides, ignored a
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -375,6 +376,26 @@ def _layer_params(layer: PtqLayer, simple: PtqSimple) -> LayerParams:
 def _value_problem(params: LayerParams) -> str | None:
     """The first value check a layer fails (SPEC 10.6, without the ` in layer <n>` suffix), None if none."""
     act, weight = params.act, params.weight
+    # not a check of AMCT's, which would write NaN or Infinity, neither of them JSON
+    floats = {"dmq_balancer_param": params.dmq}
+    if act.algo == IFMR:
+        floats.update(
+            max_percentile=act.max_percentile,
+            min_percentile=act.min_percentile,
+            search_range_start=act.search_range[0],
+            search_range_end=act.search_range[1],
+            search_step=act.search_step,
+        )
+    if weight is not None and weight.algo == ADA:
+        floats.update(
+            reg_param=weight.reg_param,
+            warm_start=weight.warm_start,
+            beta_range_start=weight.beta_range[0],
+            beta_range_end=weight.beta_range[1],
+        )
+    for field, value in floats.items():
+        if value is not None and not math.isfinite(value):
+            return f"{field} must be a finite number, got {value}"
     if weight is not None and weight.num_bits not in WEIGHT_BITS:
         return "weight num_bits is not in [4, 6, 7, 8]"
     if act.algo == IFMR:
