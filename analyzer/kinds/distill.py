@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from analyzer import emit
 from analyzer.checks import Finding, Severity
 from analyzer.errors import ConfigError, InputFileError, NoQuantizableLayerError
 from analyzer.groups import find_groups, folded_batchnorm, unknown_classes
@@ -20,9 +21,9 @@ from analyzer.kinds.distill_config import (
     DistillSetting,
     DistillSimple,
     check_enabled,
+    config_object,
     groups_by_layer,
     load_distill_config,
-    render_distill,
     resolve_distill,
     setting_reason,
 )
@@ -124,12 +125,12 @@ def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[
         warnings.append(
             f"{len(left_out)} functional activation(s) left out of their groups (e.g. {left_out[0]})"
         )
-    obj_text = render_distill(resolved, groups)
-    errors = schema_errors(obj_text)
+    obj = config_object(resolved, groups)
+    errors = emit.schema_errors(obj, DISTILL_SCHEMA)
     if errors:
         raise ConfigError("the generated distill config does not satisfy its schema: " + "; ".join(errors))
     return Generated(
-        text=obj_text,
+        text=emit.dumps(obj),
         outcomes={s.name: _outcome(s, lines.get(s.name)) for s in resolved.layers},
         notes=tuple(notes),
         warnings=tuple(warnings),
@@ -138,17 +139,14 @@ def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[
 
 
 def schema_errors(text: str | bytes) -> list[str]:
-    """The distill schema's complaints about a config text (empty when it fits)."""
+    """The distill schema's complaints about a config text (empty when it fits), as '<json path>: <message>'."""
     import json
-
-    import schemas
 
     try:
         obj = json.loads(text)
     except ValueError as err:
         return [f"not JSON: {err}"]
-    found = sorted(schemas.validator(DISTILL_SCHEMA).iter_errors(obj), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '<top>'}: {e.message}" for e in found]
+    return emit.schema_errors(obj, DISTILL_SCHEMA)
 
 
 def validate(text: str | bytes, report: Any, model: str) -> list[Any]:
