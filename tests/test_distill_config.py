@@ -315,3 +315,17 @@ def test_no_candidates_raises_with_the_report(tmp_path: Path) -> None:
     with pytest.raises(NoQuantizableLayerError) as info:
         create_distill_config(str(tmp_path / "d.json"), case.model(), case.inputs())
     assert info.value.report is not None
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_a_clip_bound_that_is_not_a_json_number_is_refused(value: str) -> None:
+    text = (
+        'distill_override_layer_types: { layer_type: "Conv2d" distill_data_quant_config: { ulq_quantize: '
+        f"{{ clip_max_min: {{ clip_max: 1 clip_min: {value} }} }} }} }}"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^test\.cfg: distill_override_layer_types 'Conv2d': distill_data_quant_config\.ulq_quantize\."
+        r"clip_max_min\.clip_min: .* is not a finite number$",
+    ):
+        _simple(text)

@@ -9,6 +9,7 @@ writes the JSON in AMCT's layout (top-level keys, then one entry per candidate i
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from google.protobuf import text_format
 from analyzer.emit import dumps
 from analyzer.errors import ConfigError, NoQuantizableLayerError
 from analyzer.groups import Groups, UserGroup
-from analyzer.simple_config import read_simple_text, syntax_error
+from analyzer.simple_config import SimpleConfigError, read_simple_text, syntax_error
 from schemas.messages import proto_module
 
 logger = logging.getLogger(__name__)
@@ -122,16 +123,38 @@ def parse_distill_config(text: str, file_name: str = "<simple config>") -> Disti
     """Parse distill simple-config text; `file_name` only labels the messages."""
     message = _pb.AMCTDistillConfig()
     try:
-        text_format.Merge(
-            text, message
-        )  # AMCT reads the file this way (a repeated singular field: last wins)
+        # AMCT reads the file this way (a singular field given twice: the last value wins)
+        text_format.Merge(text, message)
     except text_format.ParseError as err:
         raise syntax_error(err, text, file_name, _PACKAGE_PREFIX) from err
+    problems = _clip_problems(message)
+    if problems:
+        raise SimpleConfigError(file_name, problems)
     for field in (SKIP_LAYERS, SKIP_TYPES):
         for value, count in Counter(getattr(message, field)).items():
             if count > 1:
                 logger.warning("%s: %s lists %r %d times", file_name, field, value, count)
     return DistillSimple(message, file_name)
+
+
+def _clip_problems(message: Any) -> list[str]:
+    """Clip bounds that would not be JSON numbers (nan, inf): QuantScope refuses them, naming the field (AMCT would
+    write `NaN`/`Infinity` into the config, which is not JSON)."""
+    holders = [("", message)]
+    holders += [(f"{LAYER_OVERRIDES} {e.layer_name!r}: ", e) for e in message.distill_override_layers]
+    holders += [(f"{TYPE_OVERRIDES} {e.layer_type!r}: ", e) for e in message.distill_override_layer_types]
+    problems = []
+    for where, holder in holders:
+        if not holder.HasField(DATA_FIELD):
+            continue
+        clip = holder.distill_data_quant_config.ulq_quantize.clip_max_min
+        for name in ("clip_max", "clip_min"):
+            value = float(getattr(clip, name))
+            if not math.isfinite(value):
+                problems.append(
+                    f"{where}{DATA_FIELD}.ulq_quantize.clip_max_min.{name}: {value} is not a finite number"
+                )
+    return problems
 
 
 def _data(holder: Any) -> DistillData:
