@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from analyzer.api import (
+    create_distill_config,
+    create_distill_config_from_onnx,
     create_quant_config,
     create_quant_config_from_onnx,
     create_quant_retrain_config,
@@ -33,6 +35,8 @@ __all__ = [
     "QuantScopeError",
     "Report",
     "UnsupportedModelError",
+    "create_distill_config",
+    "create_distill_config_from_onnx",
     "create_quant_config",
     "create_quant_config_from_onnx",
     "create_quant_retrain_config",

@@ -364,3 +364,83 @@ def create_quant_config_from_onnx(
     return write_from_onnx(
         config_file, onnx_file, mapping_file, config_defination, kind="ptq", options=options
     )
+
+
+# ------------------------------------------------------------------------------- the distillation config
+
+_DISTILL_CALL = "create_distill_config"
+
+
+def _distill_type_error(argument: str, expected: str, value: Any) -> ArgumentTypeError:
+    return ArgumentTypeError(
+        f"Func {_DISTILL_CALL} argument {argument} must be {expected} (got {type(value).__name__})"
+    )
+
+
+def create_distill_config(
+    config_file: PathArg,
+    model: Any,
+    input_data: Any,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse `model` and write its distillation config, as AMCT's call of the same name does (SPEC 11).
+
+    The config holds a quantization setting per Conv2d/Linear layer and `distill_group`, the chains of modules
+    distilled together (conv -> BatchNorm2d -> activation units, cascades of `group_size` units, the simple
+    config's own groups), read from the exported graph. A functional activation (`F.relu`) is left out of its
+    group, where AMCT writes `null` (SPEC 11.6); the report names it.
+
+    Args:
+        config_file: where the JSON config is written (an existing file is replaced atomically).
+        model: the `torch.nn.Module` (a DataParallel/DistributedDataParallel wrapper is unwrapped); not modified.
+        input_data: a tuple of example inputs, or a single tensor.
+        config_defination: optional distill simple config (protobuf text format, `AMCTDistillConfig`).
+
+    Returns:
+        The analysis report, with the groups (AMCT returns None).
+
+    Raises:
+        TypeError: an argument has the wrong type (AMCT's message).
+        FileNotFoundError: `config_defination` does not exist.
+        RuntimeError: the model holds AMCT operations, or cannot be exported.
+        ValueError: no Conv2d/Linear layer, the simple config does not fit, a user group is invalid, or
+            every layer is skipped (AMCT's messages; nothing is written).
+    """
+    import torch
+
+    if not isinstance(config_file, (str, os.PathLike)):
+        raise _distill_type_error("config_file", "str", config_file)
+    if not isinstance(model, torch.nn.Module):
+        raise _distill_type_error("model", "torch.nn.Module", model)
+    if not isinstance(input_data, (tuple, torch.Tensor)):
+        raise _distill_type_error("input_data", "torch.Tensor or tuple", input_data)
+    if config_defination is not None and not isinstance(config_defination, (str, os.PathLike)):
+        raise _distill_type_error("config_defination", "str or None", config_defination)
+    _check_path(config_file, "config_file")
+    _check_path(config_defination, "config_defination", optional=True)
+
+    from analyzer.kinds import ptq
+    from graph.export import unwrap
+
+    ptq.check_amct_modules((name, type(module).__name__) for name, module in unwrap(model).named_modules())
+    return run_call(kind_of("distill"), config_file, model, input_data, config_defination)
+
+
+def create_distill_config_from_onnx(
+    config_file: PathArg,
+    onnx_file: PathArg,
+    mapping_file: PathArg | None = None,
+    config_defination: PathArg | None = None,
+) -> Report:
+    """Analyse an ONNX file exported earlier (plus its module mapping) and write the distillation config.
+
+    Needs neither torch nor the model's code; for the same model the bytes are `create_distill_config`'s. The
+    file must keep every BatchNorm as its own node (`graph.export.export_onnx` does with the dynamo exporter,
+    or with `constant_folding=False`); a file with BatchNorm folded into the convolutions is refused.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        FileNotFoundError: `config_defination` does not exist.
+        ValueError: the files are unreadable, disagree or have BatchNorm folded, or as `create_distill_config`.
+    """
+    return write_from_onnx(config_file, onnx_file, mapping_file, config_defination, kind="distill")

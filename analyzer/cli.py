@@ -240,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="default: dynamo where torch has it (torch >= 2.5 with onnxscript), else torchscript",
     )
+    export.add_argument(
+        "--no-constant-folding",
+        dest="constant_folding",
+        action="store_false",
+        help="torchscript: keep every BatchNorm as its own node (the distill groups need it; dynamo never folds)",
+    )
 
     generate = sub.add_parser(
         "generate",
@@ -510,7 +516,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     exporter = args.exporter or default_file_exporter()
     try:
-        written = export_onnx(model, inputs, args.output, mapping_file=args.mapping, exporter=exporter)
+        written = export_onnx(
+            model,
+            inputs,
+            args.output,
+            mapping_file=args.mapping,
+            exporter=exporter,
+            constant_folding=args.constant_folding,
+        )
     except Exception as err:
         cause = _root_cause(err)
         raise UsageError(

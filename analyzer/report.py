@@ -110,9 +110,10 @@ class LayerRecord:
     advisories: tuple[Advisory, ...] = ()
     inferred: tuple[Inferred, ...] = ()
     int4_packing: str | None = None
+    group: str | None = None  # distill: the layer's distill group, or why it is in none
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "class_name": self.class_name,
             "layer_type": self.layer_type,
@@ -127,6 +128,9 @@ class LayerRecord:
             "inferred": [{"fact": i.fact, "value": i.value, "basis": i.basis} for i in self.inferred],
             "int4_packing": self.int4_packing,
         }
+        if self.group is not None:
+            out["group"] = self.group
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +374,14 @@ def _text_lines(report: Report, color: bool) -> Iterable[str]:
         yield _paint("advisories (the layer keeps its decision):", _BOLD, color)
         for _rec, adv in advisories:
             yield f"  {adv.code} {adv.check}: {adv.reason}"
+    if report.groups is not None:
+        yield ""
+        yield _paint("distill groups (distill_group, in config order):", _BOLD, color)
+        for number, group in enumerate(report.groups):
+            yield f"  [{number}] {' -> '.join(group)}"
+        outside = [r for r in report.layers if r.group is not None and r.group.startswith("in no ")]
+        for rec in outside:
+            yield f"  {rec.name}: {rec.group}"
     inferred = [(r, i) for r in report.layers for i in r.inferred]
     if inferred:
         yield ""
@@ -437,7 +449,9 @@ def _record(
     if setting is None:
         raise ValueError(f"no resolved setting for candidate layer {layer.name!r}, and no check excluded it")
     decision = QUANTIZE if setting.enabled else SKIPPED
-    return LayerRecord(**common, decision=decision, code=None, check=None, reason=setting.reason)
+    return LayerRecord(
+        **common, decision=decision, code=None, check=None, reason=setting.reason, group=setting.group
+    )
 
 
 def excluding_findings(findings: tuple[Finding, ...]) -> dict[str, list[Finding]]:

@@ -63,6 +63,13 @@ KNOWN_TORCH_CLASSES = (
     "BatchNorm2d",
     "BatchNorm3d",
     "LayerNorm",
+    # the activations a distill unit can end with (SPEC 11.3: a module of these kinds carries its name)
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
     "AvgPool2d",  # a calibration-config candidate (SPEC 10.2)
 )
 
@@ -501,6 +508,8 @@ def export_onnx(
     onnx_file: str | os.PathLike[str],
     mapping_file: str | os.PathLike[str] | None = None,
     exporter: str | None = None,
+    *,
+    constant_folding: bool = True,
 ) -> OnnxExport:
     """Export `model` to an ONNX file plus the mapping file the offline analysis reads.
 
@@ -563,7 +572,7 @@ def export_onnx(
     modules = module_table(model)
     with EXPORT_LOCK, eval_mode(model):
         try:
-            ir_model, graph = _export_for_file(model, args, modules, exporter)
+            ir_model, graph = _export_for_file(model, args, modules, exporter, constant_folding)
         except Exception as err:  # the exporters raise anything
             raise _failure([(exporter, err)]) from err
         graph = with_model_facts(graph, model)
@@ -589,7 +598,11 @@ def default_file_exporter() -> str:
 
 
 def _export_for_file(
-    model: torch.nn.Module, args: tuple[Any, ...], modules: tuple[ModuleInfo, ...], exporter: str
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    modules: tuple[ModuleInfo, ...],
+    exporter: str,
+    constant_folding: bool = True,
 ) -> tuple[Any, ExportedGraph]:
     """The onnx_ir model to save and its records."""
     import onnx_ir as ir
@@ -600,7 +613,7 @@ def _export_for_file(
         return program.model, graph_from_ir(program.model, modules, producer)
     from graph.torchscript import export_torchscript_file_graph
 
-    proto, graph = export_torchscript_file_graph(model, args, modules, _input_shapes(args))
+    proto, graph = export_torchscript_file_graph(model, args, modules, _input_shapes(args), constant_folding)
     return ir.from_proto(proto), graph
 
 

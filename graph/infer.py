@@ -43,6 +43,11 @@ _ALIAS_OPS = frozenset({"Identity"})
 _VIEW_OPS = frozenset({"Transpose", "Cast", "Reshape"})
 
 
+# how an owner inference names the module whose scope an optimizer-rewritten op carried (`... carries the scope
+# of 'bn1'`): a BatchNorm folded into a conv is found from it (analyzer.groups.folded_batchnorm)
+FUSED_SCOPE = "carries the scope of"
+
+
 def looks_like_parameter(name: str) -> bool:
     """Whether a tensor name reads as a torch parameter/buffer name (`layer1.0.conv1.weight`)."""
     return bool(_PARAMETER.match(name))
@@ -115,7 +120,9 @@ def fuse_owners(
         weight = node.inputs[1] if len(node.inputs) > 1 else ""
         sources = (weight,) if weight in params else folded_from.get(weight, ())
         named = [source for source in sources if source in params]
-        rewritten = f"{node.name} ({rule.split(', ')[1] if ', ' in rule else rule}) carries the scope of {fused_into!r}"
+        rewritten = (
+            f"{node.name} ({rule.split(', ')[1] if ', ' in rule else rule}) {FUSED_SCOPE} {fused_into!r}"
+        )
         if len(named) != 1 or weight not in dims:
             unresolved[position] = (
                 f"{rewritten} and its weight {weight!r} is no parameter name, so the module that made it "

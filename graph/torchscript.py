@@ -236,11 +236,14 @@ def _state_names(model: torch.nn.Module) -> dict[str, Any]:
     return names
 
 
-def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold: bool) -> Any:
+def export_torchscript_proto(
+    model: torch.nn.Module, args: tuple[Any, ...], fold: bool, constant_folding: bool = True
+) -> Any:
     """Run the TorchScript exporter in memory and return the parsed `ModelProto`.
 
     `fold=False`: parameters as named graph inputs, no weight data, nothing folded or merged (the analysis).
-    `fold=True`: the exporter's defaults with weights included (files made the usual way).
+    `fold=True`: the exporter's defaults with weights included (files made the usual way); with
+    `constant_folding=False` BatchNorm stays its own node (a file the distill groups can be read from).
     """
     import onnx
     import torch
@@ -256,6 +259,7 @@ def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold
                 opset_version=OPSET,
                 verbose=False,
                 **torch_exporters().torchscript_arguments(),
+                do_constant_folding=constant_folding,
             )
             return onnx.load(path)
     return onnx.load_from_string(analysis_export_bytes(model, args))
@@ -413,10 +417,11 @@ def export_torchscript_file_graph(
     args: tuple[Any, ...],
     modules: tuple[ModuleInfo, ...],
     input_shapes: tuple[tuple[int | None, ...], ...],
+    constant_folding: bool = True,
 ) -> tuple[Any, ExportedGraph]:
-    """Export the usual way (constant folding, weights included) for a file: the `ModelProto` to save and
-    its records, with initializers matched to parameters (`initializer_params`)."""
+    """Export the usual way (constant folding unless asked not to, weights included) for a file: the
+    `ModelProto` to save and its records, with initializers matched to parameters (`initializer_params`)."""
     with exclusive_export():
-        proto = export_torchscript_proto(model, args, fold=True)
+        proto = export_torchscript_proto(model, args, fold=True, constant_folding=constant_folding)
     params = initializer_params(proto, model)
     return proto, graph_from_torchscript(proto, modules, _producer(proto, input_shapes), params)

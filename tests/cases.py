@@ -19,6 +19,7 @@ from torch import nn
 from analyzer.example import ResNet18
 from analyzer.layertypes import DOCUMENTED, select_types
 from analyzer.report import Report
+from tests import distill_cases as distill
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -521,7 +522,7 @@ class PtqMixed(nn.Module):
 class Case:
     """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text.
 
-    `kind` is the kind of config (`retrain` or `ptq`); `arguments` are the call's own keyword arguments
+    `kind` is the kind of config (`retrain`, `ptq` or `distill`); `arguments` are the call's own keyword arguments
     (`skip_layers`, `activation_offset` of `create_quant_config`). `call`/`call_offline` run the case's public
     library call and its offline twin, so that every kind's cases go through the same tests.
     """
@@ -564,9 +565,11 @@ class Case:
 
     def call(self, config_file: str, model: nn.Module | None = None) -> Report:
         """The case's library call (the kind's AMCT-compatible call) writing `config_file`."""
-        from analyzer import create_quant_config, create_quant_retrain_config
+        from analyzer import create_distill_config, create_quant_config, create_quant_retrain_config
 
         model = self.model() if model is None else model
+        if self.kind == "distill":
+            return create_distill_config(config_file, model, self.inputs(), self._cfg())
         if self.kind == "ptq":
             return create_quant_config(
                 config_file, model, self.inputs(), config_defination=self._cfg(), **dict(self.arguments)
@@ -602,8 +605,14 @@ class Case:
 
     def call_offline(self, config_file: str, onnx_file: str, mapping_file: str | None) -> Report:
         """The case's offline call on an exported file (with its mapping file or without)."""
-        from analyzer import create_quant_config_from_onnx, create_quant_retrain_config_from_onnx
+        from analyzer import (
+            create_distill_config_from_onnx,
+            create_quant_config_from_onnx,
+            create_quant_retrain_config_from_onnx,
+        )
 
+        if self.kind == "distill":
+            return create_distill_config_from_onnx(config_file, onnx_file, mapping_file, self._cfg())
         if self.kind == "ptq":
             return create_quant_config_from_onnx(
                 config_file, onnx_file, mapping_file, config_defination=self._cfg(), **dict(self.arguments)
@@ -737,9 +746,9 @@ DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))
 LATEST_CASES = tuple(case for case in CASES if case.layer_types == LATEST)
 
 
-def _ptq_error(name: str) -> str:
-    """The message of a PTQ error case: its .error.txt without AMCT's exception type."""
-    text = (GOLDEN / "ptq" / f"{name}.error.txt").read_text(encoding="utf-8").strip()
+def _ptq_error(name: str, kind: str = "ptq") -> str:
+    """The message of a PTQ (or distill) error case: its .error.txt without AMCT's exception type."""
+    text = (GOLDEN / kind / f"{name}.error.txt").read_text(encoding="utf-8").strip()
     return re.escape(text.split(": ", 1)[1])
 
 
@@ -787,4 +796,42 @@ PTQ_CASES: tuple[Case, ...] = (
     _ptq("e_pc_override_type_bad", PtqBasic, PTQ_BASIC, cfg=True, error=True),
 )
 PTQ_CASES_BY_NAME = {case.name: case for case in PTQ_CASES}
-ALL_CASES = CASES + PTQ_CASES
+
+
+def _distill(
+    name: str, factory: Callable[[], nn.Module], shapes: tuple[tuple[int, ...], ...], cfg: bool = False
+) -> Case:
+    error = name.startswith("e_")
+    return Case(
+        name,
+        factory,
+        shapes,
+        golden=None if error else f"distill/{name}",
+        cfg=f"distill/{name}" if cfg else None,
+        error="^" + _ptq_error(name, "distill") if error else None,
+        kind="distill",
+    )
+
+
+DISTILL_X4 = ((1, 4, 4, 4),)
+# the 15 public cases of create_distill_config (reference/distill/CASES.md; models in tests/distill_cases.py),
+# golden files in tests/golden/distill (d_functional: AMCT's file without its nulls, SPEC 11.6)
+DISTILL_CASES: tuple[Case, ...] = (
+    _distill("d_basic", distill.Basic, ((1, 4, 8, 8),)),
+    _distill("d_activations", distill.Acts, DISTILL_X4),
+    _distill("d_bn_variants", distill.BnVariants, ((1, 4, 4, 4), (2, 4))),
+    _distill("d_branches", distill.Branches, DISTILL_X4),
+    _distill("d_resnet_tiny", distill.ResNetTiny, ((1, 3, 4, 4),)),
+    _distill("d_chain", distill.Chain, DISTILL_X4),
+    _distill("d_types", distill.DistillTypes, ((1, 4, 3), (1, 4, 4, 4), (1, 2, 2, 2, 2))),
+    _distill("d_functional", distill.Functional, DISTILL_X4),
+    _distill("dc_group_size_2", distill.Chain, DISTILL_X4, cfg=True),
+    _distill("dc_data_weight", distill.Chain, DISTILL_X4, cfg=True),
+    _distill("dc_override_priority", distill.Chain, DISTILL_X4, cfg=True),
+    _distill("dc_user_group", distill.Chain, DISTILL_X4, cfg=True),
+    _distill("e_d_no_candidates", distill.OnlyRelu, DISTILL_X4),
+    _distill("e_dc_int4_mismatch", distill.Basic, ((1, 4, 8, 8),), cfg=True),
+    _distill("e_dc_user_group_branch", distill.Branches, DISTILL_X4, cfg=True),
+)
+DISTILL_CASES_BY_NAME = {case.name: case for case in DISTILL_CASES}
+ALL_CASES = CASES + PTQ_CASES + DISTILL_CASES

@@ -39,6 +39,8 @@ def test_public_surface_is_pinned() -> None:
         "QuantScopeError",
         "Report",
         "UnsupportedModelError",
+        "create_distill_config",
+        "create_distill_config_from_onnx",
         "create_quant_config",
         "create_quant_config_from_onnx",
         "create_quant_retrain_config",

@@ -213,6 +213,48 @@ def test_calibration_simple_config_on_random_and_mutated_text(text: str) -> None
     _ptq_contract(text)
 
 
+# --- the distill simple config (create_distill_config) -----------------------------------------------------
+
+DISTILL_CFG_SAMPLES = sorted((HERE / "golden" / "cfg" / "distill").glob("*.cfg"))
+DISTILL_TOKENS = [
+    "{", "}", ":", '"', "distill_group", "start_layer_name", "end_layer_name", "group_size", "batch_num",
+    "data_dump", "distill_data_quant_config", "distill_weight_quant_config", "ulq_quantize", "arq_distill",
+    "ulq_distill", "clip_max_min", "clip_max", "clip_min", "fixed_min", "dst_type", "channel_wise", "INT4", "INT8",
+    "distill_override_layers", "distill_override_layer_types", "layer_name", "layer_type", "quant_skip_layers",
+    "quant_skip_layer_types", '"conv"', '"fc"', '"Conv2d"', '"Linear"', "0", "-1", "1e39", "nan", "true", "\n",
+    "'", "\x00",
+]  # fmt: skip
+
+
+def _distill_contract(text: str) -> None:
+    from analyzer.kinds.distill_config import check_enabled, parse_distill_config, resolve_distill
+
+    simple = _contract(parse_distill_config, text, "fuzz.cfg")
+    if simple is not None:
+        resolved = _contract(resolve_distill, [("conv", "Conv2d"), ("fc", "Linear")], simple)
+        if resolved is not None:
+            _contract(check_enabled, resolved)
+
+
+@st.composite
+def mutated_distill_cfg(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(DISTILL_CFG_SAMPLES)).read_text(encoding="utf-8")
+    for _ in range(draw(st.integers(1, 5))):
+        where = draw(st.integers(0, len(text)))
+        token = draw(st.one_of(st.sampled_from(DISTILL_TOKENS), st.text(max_size=4)))
+        if draw(st.booleans()):
+            text = text[:where] + token + text[where:]
+        else:
+            text = text[:where] + text[where + draw(st.integers(1, 12)) :]
+    return text
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=300), mutated_distill_cfg()))
+def test_distill_simple_config_on_random_and_mutated_text(text: str) -> None:
+    _distill_contract(text)
+
+
 # --- mapping file -------------------------------------------------------------------------------------------
 
 MAPPING = json.loads(TINY_TS_MAPPING.read_text(encoding="utf-8"))

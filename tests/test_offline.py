@@ -49,13 +49,19 @@ class Exports:
         self._done: dict[tuple[Any, ...], OnnxExport] = {}
 
     def get(self, case: Case, exporter: str) -> OnnxExport:
-        key = (case.factory, case.shapes, exporter)
+        key = (case.factory, case.shapes, exporter, case.kind == "distill")
         if exporter == "dynamo":
             skip_without_dynamo()
         if key not in self._done:
             folder = self.root / f"{case.name}-{exporter}"
+            # the distill groups need BatchNorm nodes: a TorchScript file is written without constant folding
+            folding = case.kind != "distill"
             self._done[key] = export_onnx(
-                case.model(), case.inputs(), folder / "model.onnx", exporter=exporter
+                case.model(),
+                case.inputs(),
+                folder / "model.onnx",
+                exporter=exporter,
+                constant_folding=folding,
             )
         return self._done[key]
 

@@ -1,5 +1,6 @@
 """Every reference case without a simple config (both layer-type modes), and every case of create_quant_config
-(SPEC 10), through the public call, compared byte for byte with the golden JSON."""
+(SPEC 10) and create_distill_config (SPEC 11), through the public call, compared byte for byte with the golden
+JSON."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from analyzer import ConfigError, NoQuantizableLayerError
-from tests.cases import DEFAULT_CASES, PTQ_CASES, Case
+from tests.cases import DEFAULT_CASES, DISTILL_CASES, PTQ_CASES, Case
 
-REFERENCE = DEFAULT_CASES + PTQ_CASES
+REFERENCE = DEFAULT_CASES + PTQ_CASES + DISTILL_CASES
+# the error each kind's error cases raise: no layer (retrain); AMCT's checks (ptq); either (distill)
+ERRORS: dict[str, tuple[type[Exception], ...]] = {
+    "retrain": (NoQuantizableLayerError,),
+    "ptq": (ConfigError,),
+    "distill": (ConfigError, NoQuantizableLayerError),
+}
 
 
 @pytest.mark.parametrize("case", REFERENCE, ids=[c.name for c in REFERENCE])
@@ -19,8 +26,7 @@ def test_reference_case(case: Case, tmp_path: Path) -> None:
     if case.error is not None:
         with pytest.raises(ValueError, match=case.error) as info:
             case.call(str(out))
-        # the retrain cases fail for want of a layer; the PTQ ones on AMCT's argument and simple-config checks
-        assert isinstance(info.value, ConfigError if case.kind == "ptq" else NoQuantizableLayerError)
+        assert isinstance(info.value, ERRORS[case.kind])
         assert not out.exists()
         assert list(tmp_path.iterdir()) == []
         return

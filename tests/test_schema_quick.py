@@ -170,3 +170,33 @@ def test_quick_check_never_says_yes_to_an_invalid_ptq_config(path: Path, data: s
         assert not any(True for _ in PTQ_VALIDATOR.iter_errors(mutated)), (
             f"accepted an invalid config: {mutated!r}"
         )
+
+
+# --- the distillation config's schema (create_distill_config): the distill_group lists, clip bounds in pairs ---
+
+DISTILL_SCHEMA = schemas.load_schema("distill_config.schema.json")
+DISTILL_VALIDATOR = schemas.validator("distill_config.schema.json")
+DISTILL_GOLDEN = sorted((Path(__file__).parent / "golden" / "distill").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", DISTILL_GOLDEN, ids=[p.stem for p in DISTILL_GOLDEN])
+def test_every_golden_distill_config_takes_the_fast_path(path: Path) -> None:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    assert not any(True for _ in DISTILL_VALIDATOR.iter_errors(config))
+    assert conforms(config, DISTILL_SCHEMA)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(DISTILL_GOLDEN), st.data())
+def test_quick_check_never_says_yes_to_an_invalid_distill_config(path: Path, data: st.DataObject) -> None:
+    config = json.loads(path.read_text(encoding="utf-8"))
+    where = data.draw(st.sampled_from(_paths(config)))
+    action = data.draw(st.sampled_from(["set", "drop", "add"]))
+    value = data.draw(
+        st.one_of(_odd, st.sampled_from(["ulq_distill", "INT4", "INT16", [], [[]], [["conv"], []], [1], 0]))
+    )
+    mutated = _mutate(config, where, action, value)
+    if conforms(mutated, DISTILL_SCHEMA):
+        assert not any(True for _ in DISTILL_VALIDATOR.iter_errors(mutated)), (
+            f"accepted an invalid config: {mutated!r}"
+        )

@@ -7,10 +7,11 @@ A new kind is a module with its row and its few own functions, added to `KINDS`;
 from __future__ import annotations
 
 from analyzer.kinds.base import Analysis, Generated, Kind, LayerOutcome
+from analyzer.kinds.distill import DISTILL
 from analyzer.kinds.ptq import PTQ
 from analyzer.kinds.retrain import RETRAIN
 
-KINDS: dict[str, Kind] = {row.name: row for row in (RETRAIN, PTQ)}
+KINDS: dict[str, Kind] = {row.name: row for row in (RETRAIN, PTQ, DISTILL)}
 DEFAULT_KIND = RETRAIN.name
 
 

@@ -74,12 +74,14 @@ class LayerOutcome:
         enabled: quantized (`retrain_enable`/`quant_enable` true) or written disabled.
         reason: one line naming the layer: its settings and where they came from, or what disabled it.
         skipped_by: the entries that disabled it (`skip_layers 'conv2'`), empty when enabled.
+        group: distill only: which distill group the layer is in, or why it is in none; None for other kinds.
     """
 
     name: str
     enabled: bool
     reason: str
     skipped_by: tuple[str, ...] = ()
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
