@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from analyzer.checks import Finding, Severity, run_checks
+from analyzer.checks.rules import COMPUTED_WEIGHT
 from analyzer.emit import render, write_atomic
 from analyzer.errors import (
     AnalysisError,
@@ -170,6 +171,8 @@ def _log(report: Report) -> None:
         for advisory in record.advisories:
             if advisory.code == DOWNGRADE_CODE:
                 continue  # logged per kind by _log_downgrades
+            if advisory.code == COMPUTED_WEIGHT.code:
+                continue  # a fact for the report, not a warning
             if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
                 continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")

@@ -45,6 +45,9 @@ QUANTIZABLE_OPS = frozenset(OP_FACTS)
 # ops that only pass a weight through on its way to the op (the dynamo exporter transposes Linear
 # weights for MatMul; other exporters cast or reshape)
 WEIGHT_PASSTHROUGH_OPS = frozenset({"Transpose", "Identity", "Cast", "Reshape"})
+# ops whose output has the broadcast shape of their inputs: a weight computed from the module's parameters
+# (weight_g * weight_v / norm, weight_orig / sigma, weight_orig * mask) has the shape these ops give it
+WEIGHT_ELEMENTWISE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Neg", "Abs", "Cast", "Identity", "Where"})
 
 # layer-type modes (SPEC section 9): the AMCT this project documents, and the current open-source AMCT
 DOCUMENTED = "documented"
