@@ -654,8 +654,16 @@ CASES += (
     # computed weights (weight norm, spectral norm, pruning masks): the plain models' golden files
     Case("wn_cfg_simple", weight_norm_cfg_simple, ((1, 3, 8, 8),), golden="cfg_simple", cfg="cfg_simple"),
     Case("sn_cfg_simple_default", spectral_norm_cfg_simple, ((1, 3, 8, 8),), golden="cfg_simple_default"),
-    Case("wn_b_w4_odd_cin", weight_norm_odd_even_cin, ((1, 3, 8, 8),), golden="b_w4_odd_cin", cfg="b_w4_odd_cin"),
-    Case("sn_b_w4_grouped", spectral_norm_grouped, ((1, 4, 8, 8),), golden="b_w4_grouped", cfg="b_w4_grouped"),
+    Case(
+        "wn_b_w4_odd_cin",
+        weight_norm_odd_even_cin,
+        ((1, 3, 8, 8),),
+        golden="b_w4_odd_cin",
+        cfg="b_w4_odd_cin",
+    ),
+    Case(
+        "sn_b_w4_grouped", spectral_norm_grouped, ((1, 4, 8, 8),), golden="b_w4_grouped", cfg="b_w4_grouped"
+    ),
     Case("prune_b_w4_linear", pruned_linear_odd_even, ((2, 7),), golden="b_w4_linear", cfg="b_w4_linear"),
     Case(
         "prune_b_w4mix_skipped",
@@ -667,7 +675,12 @@ CASES += (
     Case("wn_reused_conv", weight_norm_reused_conv, ((1, 3, 16, 16),), golden="reused_conv"),
     Case("wn_shared_source", WeightNormSharedSource, ((2, 16),), golden="shared_weight_linear"),
     Case("a_wn_mix_all", weight_norm_mix_all, MIX_SHAPES, golden="a_mix_all", layer_types=LATEST),
-    Case("parametrized_cfg_simple", parametrized_cfg_simple, ((1, 3, 8, 8),), golden="computed_parametrizations"),
+    Case(
+        "parametrized_cfg_simple",
+        parametrized_cfg_simple,
+        ((1, 3, 8, 8),),
+        golden="computed_parametrizations",
+    ),
 )
 COMPUTED_WEIGHT_CASES = CASES[-10:]
 CASES_BY_NAME = {case.name: case for case in CASES}

@@ -451,7 +451,7 @@ def test_unreadable_files_are_input_errors(exports: Exports, tmp_path: Path) -> 
     ("edit", "needle"),
     [
         (lambda d: d.update(extra=1), "does not satisfy its schema"),
-        (lambda d: d.update(version=3), "version 3"),
+        (lambda d: d.update(version=4), "version 4"),
         (lambda d: d.update(format="other"), "not a QuantScope mapping file"),
         (lambda d: d["modules"][1].pop("torch_class"), "'torch_class' is a required property"),
         (lambda d: d["nodes"]["/conv/Conv"].update(module="ghost"), "does not list: '/conv/Conv'"),
@@ -511,6 +511,14 @@ SCHEMA_EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dims-float": lambda d: _first(d, "initializers").update(dims=[2.0]),
     "dims-bool": lambda d: _first(d, "initializers").update(dims=[True]),
     "params-repeated": lambda d: _first(d, "initializers").update(params=["a", "a"]),
+    "computed-from": lambda d: _first(d, "initializers").update(computed_from=["a.weight_g", "a.weight_v"]),
+    "computed-from-repeated": lambda d: _first(d, "initializers").update(computed_from=["a", "a"]),
+    "computed-from-int": lambda d: _first(d, "initializers").update(computed_from=[1]),
+    "computed-from-version-2": lambda d: [
+        d.update(version=2),
+        _first(d, "initializers").update(computed_from=["a"]),
+    ],
+    "version-2": lambda d: d.update(version=2),
     "tied-single": lambda d: d.update(tied_parameters=[["a"]]),
     "tied-repeated": lambda d: d.update(tied_parameters=[["a", "a"]]),
     "tied-pair": lambda d: d.update(tied_parameters=[["a", "b"]]),
@@ -529,7 +537,13 @@ def test_quick_schema_check_never_passes_what_the_validator_refuses(
     valid = not list(schemas.validator(MAPPING_SCHEMA).iter_errors(data))
     quick = graph.mapping._fits_schema(data)
     assert quick == valid or (valid and not quick and edit is not SCHEMA_EDITS["unchanged"])
-    if edit in (SCHEMA_EDITS["unchanged"], SCHEMA_EDITS["tied-pair"], SCHEMA_EDITS["version-1"]):
+    if edit in (
+        SCHEMA_EDITS["unchanged"],
+        SCHEMA_EDITS["tied-pair"],
+        SCHEMA_EDITS["version-1"],
+        SCHEMA_EDITS["version-2"],
+        SCHEMA_EDITS["computed-from"],
+    ):
         assert quick
     assert graph.mapping.schema_errors(data) == sorted(
         f"{e.json_path}: {e.message}" for e in schemas.validator(MAPPING_SCHEMA).iter_errors(data)
