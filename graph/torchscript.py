@@ -374,7 +374,7 @@ def computed_weights(model: torch.nn.Module) -> list[tuple[torch.Tensor, tuple[s
                 elif isinstance(hook, SpectralNorm):
                     value = hook.compute_weight(module, do_power_iteration=False)
                 elif isinstance(hook, prune.BasePruningMethod):
-                    value = hook.apply_mask(module)
+                    value = hook.apply_mask(module)  # type: ignore[no-untyped-call]
                 else:
                     continue
                 # the hooks keep the computed tensor's name as `name` (norms) or `_tensor_name` (pruning)
