@@ -32,13 +32,14 @@ torch is imported inside the functions only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import tempfile
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -242,6 +243,28 @@ def export_torchscript_proto(model: torch.nn.Module, args: tuple[Any, ...], fold
     `fold=False`: parameters as named graph inputs, no weight data, nothing folded or merged (the analysis).
     `fold=True`: the exporter's defaults with weights included (files made the usual way).
     """
+    import torch
+
+    with _onnx_log_kept(torch):
+        return _export_proto(model, args, fold)
+
+
+@contextlib.contextmanager
+def _onnx_log_kept(torch: Any) -> Iterator[None]:
+    """Put torch's C++ ONNX log switch back as it was: the exporter turns it on and leaves it on (torch 2.x
+    tests a function object for truth), after which every failing TorchScript export in the process prints
+    its whole graph."""
+    probe = getattr(torch._C, "_jit_is_onnx_log_enabled", None)
+    setter = getattr(torch._C, "_jit_set_onnx_log_enabled", None)
+    enabled = probe() if probe is not None else None
+    try:
+        yield
+    finally:
+        if setter is not None and enabled is not None:
+            setter(enabled)
+
+
+def _export_proto(model: torch.nn.Module, args: tuple[Any, ...], fold: bool) -> Any:
     import onnx
     import torch
 
