@@ -207,25 +207,28 @@ def _broadcast(shapes: list[tuple[int | None, ...]]) -> tuple[int | None, ...]:
 
 
 def _computed_dims(
-    graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey], depth: int = 0
+    graph: nx.DiGraph, tensor: str, producers: Mapping[str, NodeKey]
 ) -> tuple[int | None, ...] | None:
     """The shape of a computed weight, read through elementwise ops (weight_g * weight_v / norm: the
     broadcast of the shapes they combine; a norm or a sigma reduced by other ops never widens it)."""
-    source = producers.get(tensor)
-    if source is None or depth > _MAX_PASSTHROUGH * 4:
-        return None
-    data = graph.nodes[source]
-    if data[keys.KIND] == keys.KIND_INITIALIZER:
-        dims: tuple[int | None, ...] = data[keys.DIMS]
-        return dims
-    if data[keys.KIND] != keys.KIND_OP or data[keys.OP_TYPE] not in WEIGHT_ELEMENTWISE_OPS:
-        return None
-    shapes = [
-        found
-        for t in data[keys.INPUTS]
-        if t and (found := _computed_dims(graph, t, producers, depth + 1)) is not None
-    ]
-    return _broadcast(shapes) if shapes else None
+    known: dict[str, tuple[int | None, ...] | None] = {}
+
+    def dims_of(name: str, depth: int) -> tuple[int | None, ...] | None:
+        if name in known:
+            return known[name]
+        source = producers.get(name)
+        found: tuple[int | None, ...] | None = None
+        if source is not None and depth <= _MAX_PASSTHROUGH * 4:
+            data = graph.nodes[source]
+            if data[keys.KIND] == keys.KIND_INITIALIZER:
+                found = tuple(data[keys.DIMS])
+            elif data[keys.KIND] == keys.KIND_OP and data[keys.OP_TYPE] in WEIGHT_ELEMENTWISE_OPS:
+                shapes = [s for t in data[keys.INPUTS] if t and (s := dims_of(t, depth + 1)) is not None]
+                found = _broadcast(shapes) if shapes else None
+        known[name] = found
+        return found
+
+    return dims_of(tensor, 0)
 
 
 def trace_weight(

@@ -333,10 +333,10 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
         elif node.op_type in WEIGHT_OPS and len(node.inputs) > 1 and node.inputs[1] in computed:
             # a weight computed before the op (spectral norm's weight_orig / sigma, which the exporter's
             # folding leaves): it stands for the highest-rank parameter of the op's own module it reads
-            scope = scopes[index]
-            owner = owner_of_scope.get(scope) if scope is not None else None
+            text = scopes[index]
+            maker = owner_of_scope.get(text) if text is not None else None
             own_sources = [
-                t for t in computed[node.inputs[1]] if looks_like_parameter(t) and parameter_owner(t) == owner
+                t for t in computed[node.inputs[1]] if looks_like_parameter(t) and parameter_owner(t) == maker
             ]
             if own_sources:
                 weight_of[index] = max(own_sources, key=lambda t: (len(dims[t]), t))
