@@ -250,7 +250,9 @@ def _computed_sources(nodes: Sequence[NodeRecord], weights: set[str]) -> dict[st
             for out in node.outputs:
                 if out:
                     sources[out] = found
-    return {tensor: tuple(sorted(found)) for tensor, found in sources.items() if tensor not in weights and found}
+    return {
+        tensor: tuple(sorted(found)) for tensor, found in sources.items() if tensor not in weights and found
+    }
 
 
 def graph_from_node_names(model: Any) -> ExportedGraph | None:
@@ -333,8 +335,8 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
         elif node.op_type in WEIGHT_OPS and len(node.inputs) > 1 and node.inputs[1] in computed:
             # a weight computed before the op (spectral norm's weight_orig / sigma, which the exporter's
             # folding leaves): it stands for the highest-rank parameter of the op's own module it reads
-            text = scopes[index]
-            maker = owner_of_scope.get(text) if text is not None else None
+            made_in = scopes[index]
+            maker = owner_of_scope.get(made_in) if made_in is not None else None
             own_sources = [
                 t for t in computed[node.inputs[1]] if looks_like_parameter(t) and parameter_owner(t) == maker
             ]
