@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 import graph.mapping
+from graph.load import hook_sources
 import schemas
 from analyzer import InputFileError, create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from graph.export import OnnxExport, default_mapping_path, export_onnx
@@ -256,6 +257,22 @@ def test_version_2_mapping_of_a_computed_weight_is_still_read(exports: Exports, 
     report = create_quant_retrain_config_from_onnx(out, files.onnx_file, old, _cfg(case))
     assert out.read_text(encoding="utf-8") == case.golden_text()
     assert not [a for a in report.record("conv1").advisories if a.code == "QS002"]
+
+
+def test_folded_hook_weights_are_told_from_other_folded_tensors() -> None:
+    """In a file from torch's default dynamo export the optimizer folds a weight hook's computation into one
+    constant and lists what it came from (`folded_from`); a BatchNorm folded into a conv, or a Linear weight
+    transposed for MatMul, is folded too and is no computed weight."""
+    targets = {"fc_a.weight_g", "fc_b.weight_v", "fc.weight", "conv.weight", "bn.weight", "bn.running_var"}
+    targets |= {"c.weight_orig", "c.weight_mask"}
+    assert hook_sources(["div", "fc_a.weight_g", "fc_b.weight_v", "val_0"], targets) == (
+        "fc_a.weight_g",
+        "fc_b.weight_v",
+    )
+    assert hook_sources(["c.weight_mask", "c.weight_orig"], targets) == ("c.weight_mask", "c.weight_orig")
+    assert hook_sources(["conv.weight", "bn.weight", "bn.running_var"], targets) == ()
+    assert hook_sources(["fc.weight"], targets) == ()
+    assert hook_sources(["fc_a.weight_g"], targets) == ()
 
 
 def _computed_reasons(report: Any, layer: str) -> list[str]:
