@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 import graph.mapping
-from graph.load import hook_sources
 import schemas
 from analyzer import InputFileError, create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from graph.export import OnnxExport, default_mapping_path, export_onnx
+from graph.load import hook_sources
 from graph.mapping import MAPPING_SCHEMA
 from tests.cases import CASES, CASES_BY_NAME, COMPUTED_WEIGHT_CASES, Case
 
