@@ -494,6 +494,22 @@ class WeightNormSharedSource(nn.Module):
         return self.head(F.relu(self.fc_b(F.relu(self.fc_a(x)))))
 
 
+class SpectralNormDiscriminator(nn.Module):
+    """A GAN discriminator with spectral norm on its convs and head (AMCT keeps all four layers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = spectral_norm(nn.Conv2d(3, 8, 3, padding=1))
+        self.up = spectral_norm(nn.ConvTranspose2d(8, 8, 2, stride=2))
+        self.c2 = spectral_norm(nn.Conv2d(8, 16, 3, stride=2, padding=1))
+        self.head = spectral_norm(nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.c1(x), 0.2)
+        x = F.leaky_relu(self.up(x), 0.2)
+        return self.head(F.leaky_relu(self.c2(x), 0.2).mean((2, 3)))
+
+
 def parametrized_cfg_simple() -> nn.Module:
     """torch.nn.utils.parametrizations renames the class (ParametrizedConv2d, ...): not candidates."""
     model = CfgSimple()
@@ -681,8 +697,9 @@ CASES += (
         ((1, 3, 8, 8),),
         golden="computed_parametrizations",
     ),
+    Case("sn_discriminator", SpectralNormDiscriminator, ((1, 3, 16, 16),), golden="sn_discriminator"),
 )
-COMPUTED_WEIGHT_CASES = CASES[-10:]
+COMPUTED_WEIGHT_CASES = CASES[-11:]
 CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)
 DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))
