@@ -334,12 +334,15 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
             weight_of[index] = base(node.inputs[1])
         elif node.op_type in WEIGHT_OPS and len(node.inputs) > 1 and node.inputs[1] in computed:
             # a weight computed before the op (spectral norm's weight_orig / sigma, which the exporter's
-            # folding leaves): it stands for the highest-rank parameter of the op's own module it reads
+            # folding leaves; a whole weight-norm computation when nothing was folded): it stands for the
+            # highest-rank parameter it reads, of the op's own module, or of the one module all of them
+            # belong to (a module that ran under another name: `net.conv1` reading `conv1.weight_v`)
             made_in = scopes[index]
             maker = owner_of_scope.get(made_in) if made_in is not None else None
-            own_sources = [
-                t for t in computed[node.inputs[1]] if looks_like_parameter(t) and parameter_owner(t) == maker
-            ]
+            named = [t for t in computed[node.inputs[1]] if looks_like_parameter(t)]
+            own_sources = [t for t in named if parameter_owner(t) == maker]
+            if not own_sources and len({parameter_owner(t) for t in named}) == 1:
+                own_sources = named
             if own_sources:
                 weight_of[index] = max(own_sources, key=lambda t: (len(dims[t]), t))
     owners_read: dict[str, set[str]] = defaultdict(set)

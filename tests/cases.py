@@ -510,6 +510,41 @@ class SpectralNormDiscriminator(nn.Module):
         return self.head(F.leaky_relu(self.c2(x), 0.2).mean((2, 3)))
 
 
+class Chomp1d(nn.Module):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, : -self.size].contiguous()
+
+
+class WeightNormTCNBlock(nn.Module):
+    """A TCN block as TCN code writes it: weight-norm Conv1d layers kept as attributes and placed in a
+    Sequential too (one layer under its first name, SPEC section 2), beside a plain 1x1 downsample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = weight_norm(nn.Conv1d(4, 8, 3, padding=2))
+        self.chomp1, self.relu1, self.dropout1 = Chomp1d(2), nn.ReLU(), nn.Dropout(0.2)
+        self.conv2 = weight_norm(nn.Conv1d(8, 8, 3, padding=2))
+        self.chomp2, self.relu2, self.dropout2 = Chomp1d(2), nn.ReLU(), nn.Dropout(0.2)
+        self.net = nn.Sequential(
+            self.conv1,
+            self.chomp1,
+            self.relu1,
+            self.dropout1,
+            self.conv2,
+            self.chomp2,
+            self.relu2,
+            self.dropout2,
+        )
+        self.downsample = nn.Conv1d(4, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.net(x) + self.downsample(x))
+
+
 def parametrized_cfg_simple() -> nn.Module:
     """torch.nn.utils.parametrizations renames the class (ParametrizedConv2d, ...): not candidates."""
     model = CfgSimple()
@@ -698,8 +733,16 @@ CASES += (
         golden="computed_parametrizations",
     ),
     Case("sn_discriminator", SpectralNormDiscriminator, ((1, 3, 16, 16),), golden="sn_discriminator"),
+    Case(
+        "a_wn_tcn_block",
+        WeightNormTCNBlock,
+        ((1, 4, 16),),
+        golden="a_wn_tcn_block",
+        metadata_golden="a_wn_tcn_block_metadata_only",
+        layer_types=LATEST,
+    ),
 )
-COMPUTED_WEIGHT_CASES = CASES[-11:]
+COMPUTED_WEIGHT_CASES = CASES[-12:]
 CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)
 DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))
