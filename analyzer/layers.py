@@ -19,6 +19,7 @@ from analyzer.layertypes import (
     OP_FACTS,
     QUANTIZABLE_OPS,
     REPORTED_TORCH_CLASSES,
+    SHAPE_OPS,
     SUPPORTED_TYPES,
     WEIGHT_ELEMENTWISE_OPS,
     WEIGHT_PASSTHROUGH_OPS,
@@ -152,7 +153,9 @@ def static_tensors(graph: nx.DiGraph, op_nodes: list[tuple[int, NodeKey, dict[st
     nodes taken in graph order."""
     static = {node[1] for node, data in graph.nodes(data=True) if data[keys.KIND] == keys.KIND_INITIALIZER}
     for _, _node, data in op_nodes:
-        if all(tensor in static for tensor in data[keys.INPUTS] if tensor):
+        # a Shape of the data is fixed by the export, not by the data's values (dynamo slices an RNN's
+        # gates with bounds read from the initial state's shape)
+        if data[keys.OP_TYPE] in SHAPE_OPS or all(tensor in static for tensor in data[keys.INPUTS] if tensor):
             static.update(tensor for tensor in data[keys.OUTPUTS] if tensor)
     return static
 
@@ -262,7 +265,7 @@ def _cin(
         axis = 1 - axis
     if transposed and len(dims) == 2:
         axis = 1 - axis
-    if axis >= len(dims) or dims[axis] is None:
+    if not -len(dims) <= axis < len(dims) or dims[axis] is None:
         return None, groups
     cin = int(dims[axis])  # type: ignore[arg-type]
     return (cin * groups if facts.cin_per_group else cin), groups
