@@ -194,7 +194,8 @@ def _computation(
             sources.add(source[1])
         elif data[keys.KIND] == keys.KIND_OP:
             nodes.add(source)
-            stack.extend(t for t in data[keys.INPUTS] if t)
+            if data[keys.OP_TYPE] not in SHAPE_OPS:  # a shape reads no value: its input is data, not a source
+                stack.extend(t for t in data[keys.INPUTS] if t)
     return tuple(sorted(sources)), tuple(sorted(nodes, key=lambda n: graph.nodes[n][keys.INDEX]))
 
 

@@ -366,6 +366,25 @@ def test_computed_weight_has_the_shape_cin_and_sources_of_its_computation() -> N
     assert linear.ops[0].weight == "fc.weight_orig" and linear.ops[0].cin == 7
 
 
+def test_a_shape_read_on_a_weights_path_is_no_source() -> None:
+    # dynamo slices an RNN's gates with bounds read from a shape; the shape of another layer's output reads
+    # no value of it, so that layer's weight is not a source of the RNN's
+    nodes = [
+        op("Gemm", ["x", "fc.weight"], ["y"], "fc", transB=1),
+        op("Shape", ["y"], ["bounds"], "rnn"),
+        op("Slice", ["rnn.weight_ih", "bounds", "bounds"], ["w"], "rnn"),
+        op("LSTM", ["y", "w", "rnn.R", "rnn.B"], ["out"], "rnn", hidden_size=16, direction="forward"),
+    ]
+    inits = {"fc.weight": (16, 16), "rnn.weight_ih": (1, 64, 16), "rnn.R": (1, 64, 16), "rnn.B": (1, 128)}
+    exported = make_graph(
+        nodes, inits, [module("fc", "Linear"), module("rnn", "LSTM")], inputs={"x": (2, 16)}
+    )
+    index = index_graph(build_graph(exported), ALL_TYPES)
+    (lstm,) = index.by_name["rnn"].ops
+    assert lstm.weight == "rnn.weight_ih" and "fc.weight" not in lstm.more_weights
+    assert findings(rules.SHARED_WEIGHT, exported, ALL_TYPES) == []
+
+
 def test_shared_source_excludes_both_layers() -> None:
     found = findings(rules.SHARED_WEIGHT, shared_source_fires())
     assert sorted(f.layer for f in found) == ["a", "b"]
