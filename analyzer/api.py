@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from analyzer.checks import run_checks
+from analyzer.checks.rules import COMPUTED_WEIGHT
 from analyzer.emit import write_atomic
 from analyzer.errors import (
     AnalysisError,
@@ -121,6 +122,8 @@ def _log(report: Report, logged_codes: frozenset[str] = frozenset()) -> None:
         for advisory in record.advisories:
             if advisory.code in logged_codes:
                 continue  # the kind logs these itself, one line per kind of change
+            if advisory.code == COMPUTED_WEIGHT.code:
+                continue  # a fact for the report, not a warning
             if record.decision != QUANTIZE and advisory.code != CONFIG_NOTE_CODE:
                 continue  # a layer that will not be quantized needs no warning about quantizing it
             kinds[advisory.check].append(record.name or "<root>")

@@ -49,6 +49,11 @@ QUANTIZABLE_OPS = frozenset(op for op, facts in OP_FACTS.items() if facts.weight
 # ops that only pass a weight through on its way to the op (the dynamo exporter transposes Linear
 # weights for MatMul; other exporters cast or reshape)
 WEIGHT_PASSTHROUGH_OPS = frozenset({"Transpose", "Identity", "Cast", "Reshape"})
+# ops whose output is a tensor's shape: fixed by the export, whatever the values of their input
+SHAPE_OPS = frozenset({"Shape", "Size"})
+# ops whose output has the broadcast shape of their inputs: a weight computed from the module's parameters
+# (weight_g * weight_v / norm, weight_orig / sigma, weight_orig * mask) has the shape these ops give it
+WEIGHT_ELEMENTWISE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Neg", "Abs", "Cast", "Identity", "Where"})
 
 # layer-type modes (SPEC section 9): the AMCT this project documents, and the current open-source AMCT
 DOCUMENTED = "documented"

@@ -63,7 +63,15 @@ def _build(exported: ExportedGraph) -> nx.DiGraph:
     for tensor in exported.initializers:
         node = init_key(tensor.name)
         nodes.append(
-            (node, {keys.KIND: keys.KIND_INITIALIZER, keys.DIMS: tensor.dims, keys.PARAMS: tensor.params})
+            (
+                node,
+                {
+                    keys.KIND: keys.KIND_INITIALIZER,
+                    keys.DIMS: tensor.dims,
+                    keys.PARAMS: tensor.params,
+                    keys.COMPUTED_FROM: tensor.computed_from,
+                },
+            )
         )
         producers[tensor.name] = node
     for tensor in exported.inputs:

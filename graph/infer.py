@@ -246,6 +246,22 @@ def _aliases(nodes: Sequence[NodeRecord], weights: set[str], ops: frozenset[str]
     return found
 
 
+def _computed_sources(nodes: Sequence[NodeRecord], weights: set[str]) -> dict[str, tuple[str, ...]]:
+    """Tensor -> the weights it is computed from, for every op output computed from weights and constants alone
+    (no graph input on its way), nodes taken in graph order."""
+    sources: dict[str, frozenset[str]] = {name: frozenset((name,)) for name in weights}
+    for node in nodes:
+        inputs = [tensor for tensor in node.inputs if tensor]
+        if all(tensor in sources for tensor in inputs):
+            found = frozenset().union(*(sources[tensor] for tensor in inputs))
+            for out in node.outputs:
+                if out:
+                    sources[out] = found
+    return {
+        tensor: tuple(sorted(found)) for tensor, found in sources.items() if tensor not in weights and found
+    }
+
+
 def graph_from_node_names(model: Any) -> ExportedGraph | None:
     """Records of a TorchScript-exported model from its node names alone (no mapping, no metadata).
 
@@ -319,9 +335,23 @@ def graph_from_node_names(model: Any) -> ExportedGraph | None:
 
     # a further call of a module whose weights were renamed: `/blk/conv_1` reading the tensor `/blk/conv` reads
     weight_of: dict[int, str] = {}
+    computed = _computed_sources(records, weights)
     for index, node in enumerate(records):
         if node.op_type in WEIGHT_OPS and len(node.inputs) > 1 and node.inputs[1] in readable:
             weight_of[index] = base(node.inputs[1])
+        elif node.op_type in WEIGHT_OPS and len(node.inputs) > 1 and node.inputs[1] in computed:
+            # a weight computed before the op (spectral norm's weight_orig / sigma, which the exporter's
+            # folding leaves; a whole weight-norm computation when nothing was folded): it stands for the
+            # highest-rank parameter it reads, of the op's own module, or of the one module all of them
+            # belong to (a module that ran under another name: `net.conv1` reading `conv1.weight_v`)
+            made_in = scopes[index]
+            maker = owner_of_scope.get(made_in) if made_in is not None else None
+            named = [t for t in computed[node.inputs[1]] if looks_like_parameter(t)]
+            own_sources = [t for t in named if parameter_owner(t) == maker]
+            if not own_sources and len({parameter_owner(t) for t in named}) == 1:
+                own_sources = named
+            if own_sources:
+                weight_of[index] = max(own_sources, key=lambda t: (len(dims[t]), t))
     owners_read: dict[str, set[str]] = defaultdict(set)
     for index, tensor in weight_of.items():
         scope = scopes[index]

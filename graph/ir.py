@@ -54,6 +54,9 @@ class TensorRecord:
     name: str
     dims: tuple[int | None, ...]
     params: tuple[str, ...] = ()
+    # a weight the exporter folded from a module's parameters and buffers before its op (weight norm,
+    # spectral norm, a pruning mask): their names, known from the model or the mapping file
+    computed_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

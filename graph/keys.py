@@ -25,6 +25,7 @@ INDEX = "index"  # position of the node in the ONNX graph (topological order)
 # initializer / graph-input nodes
 DIMS = "dims"  # tuple of ints (None for a symbolic dimension)
 PARAMS = "params"  # torch parameter names this initializer stands for
+COMPUTED_FROM = "computed_from"  # parameter/buffer names a folded computed weight was computed from
 
 # graph attributes
 GRAPH_MODULES = "modules"  # tuple of graph.ir.ModuleInfo in named_modules() order

@@ -289,8 +289,14 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
         class_paths = {**class_paths, **fused.class_paths}
     modules = derive_modules(params, buffers, scope_order, class_paths)
     targets = set(params) | set(buffers)
+    folded = _folded_from(graph)
     initializers = tuple(
-        TensorRecord(tensor.name, tensor.dims, (tensor.name,) if tensor.name in targets else ())
+        TensorRecord(
+            tensor.name,
+            tensor.dims,
+            (tensor.name,) if tensor.name in targets else (),
+            hook_sources(folded.get(tensor.name, ()), targets) if tensor.name not in targets else (),
+        )
         for tensor in read_initializers(graph)
     )
     inputs = read_inputs(graph)
@@ -298,6 +304,21 @@ def graph_from_metadata(model: Any, onnx_name: str = "<model>") -> ExportedGraph
     unresolved = {owned[position].name: why for position, why in fused.unresolved.items()}
     inferences = (*fused.inferences, *assumed_ties(owned, (tensor.name for tensor in initializers)))
     return ExportedGraph(owned, initializers, inputs, modules, producer, None, inferences, unresolved)
+
+
+# the parameters and buffers torch.nn.utils' weight hooks keep a computed weight in: weight norm's `<name>_g`
+# and `<name>_v`, spectral norm's `<name>_orig`, `<name>_u`, `<name>_v`, pruning's `<name>_orig` and `<name>_mask`
+_HOOK_SOURCE = re.compile(r"_(?:g|v|u|orig|mask)$")
+
+
+def hook_sources(sources: Iterable[str], targets: set[str]) -> tuple[str, ...]:
+    """The parameters and buffers a folded initializer was computed from by a weight hook (the optimizer
+    folded weight norm, spectral norm or a pruning mask into one constant), or () when it is something
+    else: a transposed copy of one weight, a BatchNorm folded into a conv."""
+    named = sorted({source for source in sources if source in targets})
+    if len(named) >= 2 and all(_HOOK_SOURCE.search(name) for name in named):
+        return tuple(named)
+    return ()
 
 
 def _folded_from(graph: Any) -> dict[str, tuple[str, ...]]:

@@ -7,7 +7,10 @@ JSON, versioned, validated against `schemas/mapping.schema.json` on read and bef
   (an LSTM's dropout, num_layers, ...: `config`);
 - every node of the graph -> the module whose forward made it, by its first name (null when none can be
   established);
-- every initializer -> its shape and the parameter/buffer names it stands for (renamed, merged or tied);
+- every initializer -> its shape and the parameter/buffer names it stands for (renamed, merged or tied), and
+  (since version 3) for a weight the exporter folded from the module's parameters (weight norm, spectral norm,
+  a pruning mask: the graph then shows one constant) the parameters and buffers it was computed from
+  (`computed_from`, written only when there are some);
 - the groups of tied parameters, so that the checks tell real ties from initializers an exporter merged;
 - the producer (exporter, opset, torch/onnx versions, input shapes) and a digest of the graph, so that a
   mapping is never applied to another graph.
@@ -34,8 +37,8 @@ from graph.proto import default_opset, read_initializers, read_inputs, read_node
 
 MAPPING_SCHEMA = "mapping.schema.json"
 FORMAT = "quantscope-mapping"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1: no `aliases` in the module entries
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1: no `aliases` in the module entries; before 3: no `computed_from`
 _SHOWN = 5  # entries named per kind of mismatch; the count says how many more
 
 
@@ -57,6 +60,7 @@ def build_mapping(graph: ExportedGraph, saved: Any, onnx_name: str) -> dict[str,
     if unknown:
         raise ValueError(f"the saved ONNX file has nodes the export did not report: {_names(unknown)}")
     params = {tensor.name: tensor.params for tensor in graph.initializers}
+    computed = {tensor.name: tensor.computed_from for tensor in graph.initializers if tensor.computed_from}
     producer = graph.producer
     return {
         "format": FORMAT,
@@ -91,6 +95,7 @@ def build_mapping(graph: ExportedGraph, saved: Any, onnx_name: str) -> dict[str,
         "nodes": {node.name: {"op_type": node.op_type, "module": owners[node.name]} for node in nodes},
         "initializers": {
             tensor.name: {"dims": list(tensor.dims), "params": list(params.get(tensor.name, ()))}
+            | ({"computed_from": list(computed[tensor.name])} if tensor.name in computed else {})
             for tensor in initializers
         },
         "tied_parameters": [list(group) for group in graph.tied_parameters or ()],
@@ -152,6 +157,7 @@ _MODULE_KEYS_V1 = frozenset(("name", "class_name", "class_path", "torch_class", 
 _MODULE_KEYS = _MODULE_KEYS_V1 | {"aliases", "config"}
 _NODE_KEYS = frozenset(("op_type", "module"))
 _INITIALIZER_KEYS = frozenset(("dims", "params"))
+_INITIALIZER_KEYS_V3 = _INITIALIZER_KEYS | {"computed_from"}
 
 
 def _count(value: Any, least: int) -> bool:
@@ -237,11 +243,16 @@ def _fits_schema(data: Any) -> bool:
         return False
     initializers = data["initializers"]
     if type(initializers) is not dict or not all(
-        _object(tensor, _INITIALIZER_KEYS)
+        (
+            _object(tensor, _INITIALIZER_KEYS)
+            or (data["version"] >= 3 and _object(tensor, _INITIALIZER_KEYS_V3))
+        )
         and type(tensor["dims"]) is list
         and all(_count(dim, 0) for dim in tensor["dims"])
         and _texts(tensor["params"])
         and len(set(tensor["params"])) == len(tensor["params"])
+        and _texts(computed := tensor.get("computed_from", []))
+        and len(set(computed)) == len(computed)
         for tensor in initializers.values()
     ):
         return False
@@ -443,7 +454,12 @@ def apply_mapping(proto: Any, data: dict[str, Any], onnx_name: str, mapping_name
         owned.append(node)
     mapped_tensors = data["initializers"]
     tensors = tuple(
-        TensorRecord(tensor.name, tensor.dims, tuple(mapped_tensors[tensor.name]["params"]))
+        TensorRecord(
+            tensor.name,
+            tensor.dims,
+            tuple(mapped_tensors[tensor.name]["params"]),
+            tuple(mapped_tensors[tensor.name].get("computed_from", ())),
+        )
         for tensor in initializers
     )
     given = data["producer"]

@@ -24,20 +24,22 @@ Two ways to export:
 - `export_torchscript_proto` with `fold=True` (files, `graph.export.export_onnx(exporter="torchscript")`): the
   exporter's defaults, as AMCT and most existing files have it: BatchNorm folded into the Conv (`onnx::Conv_N`),
   equal initializers merged. Which initializer stands for which parameter is then found from names, the
-  exporter's `Identity` aliases and values (`initializer_params`) and recorded in the mapping file.
+  exporter's `Identity` aliases and values (`initializer_params`) and recorded in the mapping file; so is what
+  a weight folded from a weight-norm, spectral-norm or pruning hook was computed from (`computed_sources`).
 
 torch is imported inside the functions only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import tempfile
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -245,6 +247,30 @@ def export_torchscript_proto(
     `fold=True`: the exporter's defaults with weights included (files made the usual way); with
     `constant_folding=False` BatchNorm stays its own node (a file the distill groups can be read from).
     """
+    import torch
+
+    with _onnx_log_kept(torch):
+        return _export_proto(model, args, fold, constant_folding)
+
+
+@contextlib.contextmanager
+def _onnx_log_kept(torch: Any) -> Iterator[None]:
+    """Put torch's C++ ONNX log switch back as it was: the exporter turns it on and leaves it on (torch 2.x
+    tests a function object for truth), after which every failing TorchScript export in the process prints
+    its whole graph."""
+    probe = getattr(torch._C, "_jit_is_onnx_log_enabled", None)
+    setter = getattr(torch._C, "_jit_set_onnx_log_enabled", None)
+    enabled = probe() if probe is not None else None
+    try:
+        yield
+    finally:
+        if setter is not None and enabled is not None:
+            setter(enabled)
+
+
+def _export_proto(
+    model: torch.nn.Module, args: tuple[Any, ...], fold: bool, constant_folding: bool
+) -> Any:
     import onnx
     import torch
 
@@ -365,17 +391,93 @@ def initializer_params(proto: Any, model: torch.nn.Module) -> dict[str, tuple[st
     return found
 
 
+def computed_weights(model: torch.nn.Module) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
+    """Every weight a forward pre-hook of `torch.nn.utils` computes from its module's own parameters and buffers
+    (weight norm, spectral norm, pruning), as (its value, the full names of those parameters and buffers).
+
+    Values are computed afresh (spectral norm without a power iteration, as in eval mode), never stored.
+    """
+    import torch
+    from torch.nn.utils import prune
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    found = []
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, WeightNorm):
+                    value = hook.compute_weight(module)
+                elif isinstance(hook, SpectralNorm):
+                    value = hook.compute_weight(module, do_power_iteration=False)
+                elif isinstance(hook, prune.BasePruningMethod):
+                    value = hook.apply_mask(module)  # type: ignore[no-untyped-call]
+                else:
+                    continue
+                # the hooks keep the computed tensor's name as `name` (norms) or `_tensor_name` (pruning)
+                computed = getattr(hook, "_tensor_name", None) or getattr(hook, "name", "")
+                own = (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False))
+                sources = sorted(
+                    f"{name}.{local}" if name else local
+                    for local, _ in own
+                    if local.startswith(f"{computed}_")
+                )
+                found.append((value.detach(), tuple(sources)))
+    return found
+
+
+def computed_sources(
+    proto: Any, model: torch.nn.Module, params: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """Initializer name -> the parameters and buffers it was computed from, for each weight the exporter
+    folded from a module's pre-hook computation (`computed_weights`), matched by shape and value (as is, or
+    transposed for a Linear's MatMul). Only initializers that stand for no parameter are compared."""
+    import torch
+    from onnx import numpy_helper
+
+    weights = computed_weights(model)
+    if not weights:
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for tensor in proto.graph.initializer:
+        if params.get(tensor.name):
+            continue
+        shape = tuple(tensor.dims)
+        candidates = [
+            (value, sources, transposed)
+            for value, sources in weights
+            for transposed in ((False, True) if value.dim() == 2 else (False,))
+            if (tuple(value.T.shape) if transposed else tuple(value.shape)) == shape
+        ]
+        if not candidates:
+            continue
+        array = numpy_helper.to_array(tensor)
+        if _constant(array):
+            continue
+        with warnings.catch_warnings():  # a read-only buffer: only compared, never written
+            warnings.simplefilter("ignore", UserWarning)
+            folded = torch.from_numpy(array)
+        for value, sources, transposed in candidates:
+            other = value.T if transposed else value
+            # the exporter's folding computes with ONNX ops, in another order than the hook: not bit-exact
+            if folded.dtype == other.dtype and torch.allclose(folded, other, rtol=1e-5, atol=1e-6):
+                found[tensor.name] = sources
+                break
+    return found
+
+
 def graph_from_torchscript(
     proto: Any,
     modules: tuple[ModuleInfo, ...],
     producer: Producer,
     initializer_params: Mapping[str, tuple[str, ...]],
     parameter_inputs: frozenset[str] = frozenset(),
+    computed: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ExportedGraph:
     """Records of a TorchScript `ModelProto`, each node owned by the module its scope-style name names.
 
     Graph inputs named in `parameter_inputs` (an export with `export_params=False`) are weights: they are
-    recorded as initializers.
+    recorded as initializers. `computed` names, for a folded computed weight, what it was computed from.
     """
     records = read_nodes(proto.graph)
     classes = {info.name: info.class_name for info in modules}
@@ -389,7 +491,12 @@ def graph_from_torchscript(
     graph_inputs = read_inputs(proto.graph)
     weights = [tensor for tensor in graph_inputs if tensor.name in parameter_inputs]
     initializers = tuple(
-        TensorRecord(tensor.name, tensor.dims, initializer_params.get(tensor.name, ()))
+        TensorRecord(
+            tensor.name,
+            tensor.dims,
+            initializer_params.get(tensor.name, ()),
+            (computed or {}).get(tensor.name, ()),
+        )
         for tensor in (*read_initializers(proto.graph), *weights)
     )
     inputs = tuple(tensor for tensor in graph_inputs if tensor.name not in parameter_inputs)
@@ -424,4 +531,7 @@ def export_torchscript_file_graph(
     with exclusive_export():
         proto = export_torchscript_proto(model, args, fold=True, constant_folding=constant_folding)
     params = initializer_params(proto, model)
-    return proto, graph_from_torchscript(proto, modules, _producer(proto, input_shapes), params)
+    computed = computed_sources(proto, model, params)
+    return proto, graph_from_torchscript(
+        proto, modules, _producer(proto, input_shapes), params, computed=computed
+    )

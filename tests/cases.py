@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrizations, prune, spectral_norm, weight_norm
 
 from analyzer.example import ResNet18
 from analyzer.layertypes import DOCUMENTED, select_types
@@ -518,6 +519,140 @@ class PtqMixed(nn.Module):
         return y, r, self.c3(v)
 
 
+# weights computed before the op from the module's own parameters (SPEC section 2): the forward pre-hooks of
+# torch.nn.utils keep the class name, so these layers are kept exactly as the plain ones are
+_WEIGHT_CLASSES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d)
+_PRUNE_METHODS = (
+    lambda m: prune.l1_unstructured(m, "weight", 0.3),
+    lambda m: prune.random_unstructured(m, "weight", 0.5),
+    lambda m: prune.ln_structured(m, "weight", 0.5, n=2, dim=0),
+)
+
+
+def _hooked(model: nn.Module, hook: Callable[[nn.Module], object]) -> nn.Module:
+    """`model` with `hook` applied to every Linear/Conv/ConvTranspose module (not the root's children
+    only); each RNN gets weight norm on its input weights."""
+    for module in list(model.modules()):
+        if isinstance(module, _WEIGHT_CLASSES):
+            hook(module)
+        elif isinstance(module, nn.RNNBase):
+            weight_norm(module, "weight_ih_l0")
+    return model
+
+
+def _pruned(model: nn.Module) -> nn.Module:
+    """`model` with its layers pruned by l1_unstructured, random_unstructured and ln_structured in turn."""
+    layers = [m for m in model.modules() if isinstance(m, _WEIGHT_CLASSES)]
+    for position, layer in enumerate(layers):
+        _PRUNE_METHODS[position % len(_PRUNE_METHODS)](layer)
+    return model
+
+
+def weight_norm_cfg_simple() -> nn.Module:
+    return _hooked(CfgSimple(), weight_norm)
+
+
+def spectral_norm_cfg_simple() -> nn.Module:
+    return _hooked(CfgSimple(), spectral_norm)
+
+
+def weight_norm_odd_even_cin() -> nn.Module:
+    return _hooked(OddEvenCin(), weight_norm)
+
+
+def spectral_norm_grouped() -> nn.Module:
+    return _hooked(Grouped(), spectral_norm)
+
+
+def pruned_linear_odd_even() -> nn.Module:
+    return _pruned(LinearOddEven())
+
+
+def pruned_w4_mix() -> nn.Module:
+    return _pruned(W4Mix())
+
+
+def weight_norm_reused_conv() -> nn.Module:
+    return _hooked(ReusedConv(), weight_norm)
+
+
+def weight_norm_mix_all() -> nn.Module:
+    return _hooked(MixAll(), weight_norm)
+
+
+class WeightNormSharedSource(nn.Module):
+    """Two weight-norm layers whose weights are computed from one `weight_v` Parameter: a shared weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc_a = weight_norm(nn.Linear(16, 16))
+        self.fc_b = weight_norm(nn.Linear(16, 16))
+        self.fc_b.weight_v = self.fc_a.weight_v
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.fc_b(F.relu(self.fc_a(x)))))
+
+
+class SpectralNormDiscriminator(nn.Module):
+    """A GAN discriminator with spectral norm on its convs and head (AMCT keeps all four layers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = spectral_norm(nn.Conv2d(3, 8, 3, padding=1))
+        self.up = spectral_norm(nn.ConvTranspose2d(8, 8, 2, stride=2))
+        self.c2 = spectral_norm(nn.Conv2d(8, 16, 3, stride=2, padding=1))
+        self.head = spectral_norm(nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.c1(x), 0.2)
+        x = F.leaky_relu(self.up(x), 0.2)
+        return self.head(F.leaky_relu(self.c2(x), 0.2).mean((2, 3)))
+
+
+class Chomp1d(nn.Module):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, : -self.size].contiguous()
+
+
+class WeightNormTCNBlock(nn.Module):
+    """A TCN block as TCN code writes it: weight-norm Conv1d layers kept as attributes and placed in a
+    Sequential too (one layer under its first name, SPEC section 2), beside a plain 1x1 downsample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = weight_norm(nn.Conv1d(4, 8, 3, padding=2))
+        self.chomp1, self.relu1, self.dropout1 = Chomp1d(2), nn.ReLU(), nn.Dropout(0.2)
+        self.conv2 = weight_norm(nn.Conv1d(8, 8, 3, padding=2))
+        self.chomp2, self.relu2, self.dropout2 = Chomp1d(2), nn.ReLU(), nn.Dropout(0.2)
+        self.net = nn.Sequential(
+            self.conv1,
+            self.chomp1,
+            self.relu1,
+            self.dropout1,
+            self.conv2,
+            self.chomp2,
+            self.relu2,
+            self.dropout2,
+        )
+        self.downsample = nn.Conv1d(4, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.net(x) + self.downsample(x))
+
+
+def parametrized_cfg_simple() -> nn.Module:
+    """torch.nn.utils.parametrizations renames the class (ParametrizedConv2d, ...): not candidates."""
+    model = CfgSimple()
+    for name in ("conv1", "up", "fc"):
+        setattr(model, name, parametrizations.weight_norm(getattr(model, name)))
+    return model
+
+
 @dataclass(frozen=True)
 class Case:
     """A reference case: `golden` names tests/golden/<golden>.json, or `error` is the expected error text.
@@ -740,6 +875,48 @@ CASES += (
         layer_types=LATEST,
     ),
 )
+CASES += (
+    # computed weights (weight norm, spectral norm, pruning masks): the plain models' golden files
+    Case("wn_cfg_simple", weight_norm_cfg_simple, ((1, 3, 8, 8),), golden="cfg_simple", cfg="cfg_simple"),
+    Case("sn_cfg_simple_default", spectral_norm_cfg_simple, ((1, 3, 8, 8),), golden="cfg_simple_default"),
+    Case(
+        "wn_b_w4_odd_cin",
+        weight_norm_odd_even_cin,
+        ((1, 3, 8, 8),),
+        golden="b_w4_odd_cin",
+        cfg="b_w4_odd_cin",
+    ),
+    Case(
+        "sn_b_w4_grouped", spectral_norm_grouped, ((1, 4, 8, 8),), golden="b_w4_grouped", cfg="b_w4_grouped"
+    ),
+    Case("prune_b_w4_linear", pruned_linear_odd_even, ((2, 7),), golden="b_w4_linear", cfg="b_w4_linear"),
+    Case(
+        "prune_b_w4mix_skipped",
+        pruned_w4_mix,
+        ((1, 3, 8, 8),),
+        golden="b_w4mix_skipped",
+        cfg="b_w4mix_skipped",
+    ),
+    Case("wn_reused_conv", weight_norm_reused_conv, ((1, 3, 16, 16),), golden="reused_conv"),
+    Case("wn_shared_source", WeightNormSharedSource, ((2, 16),), golden="shared_weight_linear"),
+    Case("a_wn_mix_all", weight_norm_mix_all, MIX_SHAPES, golden="a_mix_all", layer_types=LATEST),
+    Case(
+        "parametrized_cfg_simple",
+        parametrized_cfg_simple,
+        ((1, 3, 8, 8),),
+        golden="computed_parametrizations",
+    ),
+    Case("sn_discriminator", SpectralNormDiscriminator, ((1, 3, 16, 16),), golden="sn_discriminator"),
+    Case(
+        "a_wn_tcn_block",
+        WeightNormTCNBlock,
+        ((1, 4, 16),),
+        golden="a_wn_tcn_block",
+        metadata_golden="a_wn_tcn_block_metadata_only",
+        layer_types=LATEST,
+    ),
+)
+COMPUTED_WEIGHT_CASES = CASES[-12:]
 CASES_BY_NAME = {case.name: case for case in CASES}
 DEFAULT_CASES = tuple(case for case in CASES if case.cfg is None)
 DOWNGRADE_CASES = tuple(case for case in CASES if case.name.startswith("b_w4"))

@@ -123,7 +123,7 @@ def test_report_notes_that_amct_drops_the_layer(tmp_path: Path) -> None:
 def test_mapping_records_aliases_and_owners_by_first_name(exporter: str, tmp_path: Path) -> None:
     files = export_onnx(ALIASED.model(), ALIASED.inputs(), tmp_path / "m.onnx", exporter=exporter)
     data = json.loads(files.mapping_file.read_text(encoding="utf-8"))
-    assert data["version"] == 2
+    assert data["version"] == 3
     entries = {entry["name"]: entry for entry in data["modules"]}
     assert entries["conv1"]["aliases"] == ["net.0"]
     owners = {node["module"] for node in data["nodes"].values() if node["op_type"] == "Conv"}

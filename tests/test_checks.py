@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from analyzer.checks import REGISTRY, Check, Finding, rules, run_checks
-from analyzer.layers import index_graph
-from analyzer.layertypes import ALL_TYPES, SUPPORTED_TYPES
+from analyzer.layers import index_graph, layer_int4_blocker
+from analyzer.layertypes import ALL_TYPES, SUPPORTED_TYPES, int4_blocker
 from graph.build import build_graph
-from graph.ir import ExportedGraph
+from graph.ir import ExportedGraph, NodeRecord
 from tests.graphs import conv, gemm, make_graph, module, op
 
 
@@ -184,6 +184,62 @@ def rnn_facts_unknown_fires() -> ExportedGraph:
     return _lstm()
 
 
+def _weight_norm(name: str, x: str, y: str, scope: str | None = "", v: str | None = None) -> list[NodeRecord]:
+    """weight = weight_g * weight_v / ||weight_v|| before a Conv, as the TorchScript exporter writes it: the
+    hook's ops carry the scope of the module that called the conv (`scope`), the Conv its own."""
+    v = v or f"{name}.weight_v"
+    return [
+        op("ReduceL2", [v], [f"{name}_norm"], scope, axes=(1, 2, 3), keepdims=1),
+        op("Div", [v, f"{name}_norm"], [f"{name}_dir"], scope),
+        op("Mul", [f"{name}_dir", f"{name}.weight_g"], [f"{name}_w"], scope),
+        op("Conv", [x, f"{name}_w", f"{name}.bias"], [y], name, group=1, kernel_shape=(3, 3)),
+    ]
+
+
+def _weight_norm_inits(name: str, cin: int = 32) -> dict[str, tuple[int, ...]]:
+    return {f"{name}.weight_v": (16, cin, 3, 3), f"{name}.weight_g": (16, 1, 1, 1), f"{name}.bias": (16,)}
+
+
+def weight_norm_conv() -> ExportedGraph:
+    return make_graph(
+        _weight_norm("conv", "x", "y"),
+        _weight_norm_inits("conv", cin=3),
+        [module("conv", "Conv2d", params=["conv.bias", "conv.weight_g", "conv.weight_v"])],
+    )
+
+
+def spectral_norm_linear() -> ExportedGraph:
+    # dynamo's spelling: sigma's MatMul ops inside the Linear's own scope, on the weight's path
+    nodes = [
+        op("Constant", [], ["shape"], "fc", value_ints=(16, -1)),
+        op("Reshape", ["fc.weight_orig", "shape"], ["view"], "fc"),
+        op("MatMul", ["view", "fc.weight_v"], ["mv"], "fc"),
+        op("MatMul", ["fc.weight_u", "mv"], ["sigma"], "fc"),
+        op("Div", ["fc.weight_orig", "sigma"], ["w"], "fc"),
+        op("Gemm", ["x", "w", "fc.bias"], ["y"], "fc", transB=1),
+    ]
+    inits = {"fc.weight_orig": (16, 7), "fc.weight_u": (16,), "fc.weight_v": (7,), "fc.bias": (16,)}
+    params = ["fc.bias", "fc.weight_orig"]
+    return make_graph(nodes, inits, [module("fc", "Linear", params=params)], inputs={"x": (2, 7)})
+
+
+def shared_source_fires() -> ExportedGraph:
+    # two weight-norm convs whose weights are computed from one weight_v (a tied parameter)
+    nodes = [*_weight_norm("a", "x", "y1", v="a.weight_v"), *_weight_norm("b", "y1", "y2", v="a.weight_v")]
+    inits = _weight_norm_inits("a") | {"b.weight_g": (16, 1, 1, 1), "b.bias": (16,)}
+    mods = [
+        module("a", "Conv2d", params=["a.bias", "a.weight_g", "a.weight_v"]),
+        module("b", "Conv2d", params=["b.bias", "b.weight_g", "b.weight_v"]),
+    ]
+    return make_graph(nodes, inits, mods, tied=(("a.weight_v", "b.weight_v"),))
+
+
+def computed_weight_read_elsewhere() -> ExportedGraph:
+    graph = weight_norm_conv()
+    probe = op("ReduceMean", ["conv.weight_v"], ["stat"], "")
+    return replace(graph, nodes=(*graph.nodes, probe))
+
+
 LATEST_GRAPHS = {
     depth_dilation_fires,
     depth_dilation_quiet_hw,
@@ -245,6 +301,24 @@ CASES: list[tuple[Check, Callable[[], ExportedGraph], str | None]] = [
         "rnn: num_layers, dropout, proj_size could not be established",
     ),
     (rules.RNN_FACTS_UNKNOWN, rnn_config_quiet, None),
+    (rules.COMPUTED_WEIGHT, weight_norm_conv, "conv: weight computed from weight_g, weight_v"),
+    (rules.COMPUTED_WEIGHT, spectral_norm_linear, "fc: weight computed from weight_orig, weight_u, weight_v"),
+    (rules.COMPUTED_WEIGHT, not_a_candidate_quiet, None),
+    # the computing ops are the weight's: no missing weight op, no second call, no padding, no other reader
+    (rules.NO_WEIGHT_OP, weight_norm_conv, None),
+    (rules.NO_WEIGHT_OP, spectral_norm_linear, None),
+    (rules.REUSED_MODULE, spectral_norm_linear, None),
+    (rules.PADDING_MODE, weight_norm_conv, None),
+    (rules.WEIGHT_USED_ELSEWHERE, weight_norm_conv, None),
+    (rules.WEIGHT_USED_ELSEWHERE, spectral_norm_linear, None),
+    (
+        rules.WEIGHT_USED_ELSEWHERE,
+        computed_weight_read_elsewhere,
+        "conv: weight 'conv.weight_v' is also read by ReduceMean of <unknown>",
+    ),
+    (rules.SHARED_WEIGHT, shared_source_fires, "a: weight 'a.weight_v' is shared with b"),
+    (rules.SHARED_WEIGHT, weight_norm_conv, None),
+    (rules.SMALL_CIN_CHECK, weight_norm_conv, "conv: Cin = 3 <= 16"),
 ]
 
 
@@ -277,6 +351,43 @@ def test_codes_and_names_are_unique_and_documented() -> None:
     for check in REGISTRY:
         assert check.code.startswith("QS") and check.code[2:].isdigit()
         assert len(check.doc) > 40, f"{check.code} needs a docstring saying why it matters"
+
+
+def test_computed_weight_has_the_shape_cin_and_sources_of_its_computation() -> None:
+    index = index_graph(build_graph(weight_norm_conv()))
+    (conv_op,) = index.by_name["conv"].ops
+    assert conv_op.weight == "conv.weight_v"  # the source of the weight's shape, a parameter
+    assert conv_op.weight_dims == (16, 3, 3, 3) and conv_op.cin == 3
+    assert conv_op.more_weights == ("conv.weight_g",)
+    assert layer_int4_blocker(index.by_name["conv"]) == int4_blocker(3, 1)
+    linear = index_graph(build_graph(spectral_norm_linear())).by_name["fc"]
+    # sigma's MatMul ops compute the weight: they are not calls of the Linear
+    assert [op.op_type for op in linear.ops] == ["Gemm"]
+    assert linear.ops[0].weight == "fc.weight_orig" and linear.ops[0].cin == 7
+
+
+def test_a_shape_read_on_a_weights_path_is_no_source() -> None:
+    # dynamo slices an RNN's gates with bounds read from a shape; the shape of another layer's output reads
+    # no value of it, so that layer's weight is not a source of the RNN's
+    nodes = [
+        op("Gemm", ["x", "fc.weight"], ["y"], "fc", transB=1),
+        op("Shape", ["y"], ["bounds"], "rnn"),
+        op("Slice", ["rnn.weight_ih", "bounds", "bounds"], ["w"], "rnn"),
+        op("LSTM", ["y", "w", "rnn.R", "rnn.B"], ["out"], "rnn", hidden_size=16, direction="forward"),
+    ]
+    inits = {"fc.weight": (16, 16), "rnn.weight_ih": (1, 64, 16), "rnn.R": (1, 64, 16), "rnn.B": (1, 128)}
+    exported = make_graph(
+        nodes, inits, [module("fc", "Linear"), module("rnn", "LSTM")], inputs={"x": (2, 16)}
+    )
+    index = index_graph(build_graph(exported), ALL_TYPES)
+    (lstm,) = index.by_name["rnn"].ops
+    assert lstm.weight == "rnn.weight_ih" and "fc.weight" not in lstm.more_weights
+    assert findings(rules.SHARED_WEIGHT, exported, ALL_TYPES) == []
+
+
+def test_shared_source_excludes_both_layers() -> None:
+    found = findings(rules.SHARED_WEIGHT, shared_source_fires())
+    assert sorted(f.layer for f in found) == ["a", "b"]
 
 
 def test_shared_weight_excludes_both_layers() -> None:

@@ -27,8 +27,9 @@ import graph.mapping
 import schemas
 from analyzer import InputFileError, create_quant_retrain_config, create_quant_retrain_config_from_onnx
 from graph.export import OnnxExport, default_mapping_path, export_onnx
+from graph.load import hook_sources
 from graph.mapping import MAPPING_SCHEMA
-from tests.cases import ALL_CASES, CASES_BY_NAME, Case
+from tests.cases import ALL_CASES, CASES_BY_NAME, COMPUTED_WEIGHT_CASES, Case
 from tests.torch_support import skip_without_dynamo
 
 try:
@@ -203,6 +204,115 @@ def test_torchscript_file_has_batchnorm_folded_and_is_analysed_like_the_model(
     out = tmp_path / "c.json"
     create_quant_retrain_config_from_onnx(out, files.onnx_file, files.mapping_file)
     assert out.read_text(encoding="utf-8") == case.golden_text()
+
+
+# --- weights computed before the op (weight norm, spectral norm, pruning masks) ---------------------------
+
+# what a TorchScript file alone shows of them: the folded weight (weight norm, pruning) or the computation of
+# weight_orig / sigma (spectral norm); which parameters a folded weight came from is only in the mapping, so
+# two layers computed from one source (wn_shared_source) and the parametrized classes need it, and so do the
+# RNN order (a_wn_mix_all, as a_mix_all) and a module's first name when it ran under another (a_wn_tcn_block)
+COMPUTED_WITHOUT_MAPPING = [
+    case.name
+    for case in COMPUTED_WEIGHT_CASES
+    if case.name not in ("wn_shared_source", "a_wn_mix_all", "parametrized_cfg_simple", "a_wn_tcn_block")
+]
+
+
+@pytest.mark.parametrize("name", COMPUTED_WITHOUT_MAPPING)
+def test_torchscript_file_with_computed_weights_without_its_mapping(
+    name: str, exports: Exports, tmp_path: Path
+) -> None:
+    case = CASES_BY_NAME[name]
+    files = exports.get(case, "torchscript")
+    lonely = tmp_path / "lonely.onnx"
+    shutil.copy(files.onnx_file, lonely)
+    out = tmp_path / "config.json"
+    create_quant_retrain_config_from_onnx(out, lonely, None, _cfg(case), layer_types=case.layer_types)
+    assert out.read_text(encoding="utf-8") == case.golden_text()
+
+
+def test_mapping_records_what_a_folded_weight_was_computed_from(exports: Exports) -> None:
+    files = exports.get(CASES_BY_NAME["wn_shared_source"], "torchscript")
+    data = json.loads(files.mapping_file.read_text())
+    assert data["version"] == 3
+    computed = {
+        tuple(entry["computed_from"]) for entry in data["initializers"].values() if "computed_from" in entry
+    }
+    # fc_b's weight_v is fc_a's Parameter (a tie): the mapping names it as fc_b has it, and the ties say the rest
+    assert computed == {("fc_a.weight_g", "fc_a.weight_v"), ("fc_b.weight_g", "fc_b.weight_v")}
+    assert ["fc_a.weight_v", "fc_b.weight_v"] in data["tied_parameters"]
+    plain = json.loads(
+        exports.get(CASES_BY_NAME["shared_weight_linear"], "torchscript").mapping_file.read_text()
+    )
+    assert not [entry for entry in plain["initializers"].values() if "computed_from" in entry]
+
+
+def test_version_2_mapping_of_a_computed_weight_is_still_read(exports: Exports, tmp_path: Path) -> None:
+    """An older mapping has no computed_from: read as before (the layers are kept; which parameters a folded
+    weight came from is then unknown)."""
+    case = CASES_BY_NAME["wn_b_w4_odd_cin"]
+    files = exports.get(case, "torchscript")
+    data = json.loads(files.mapping_file.read_text())
+    data["version"] = 2
+    for entry in data["initializers"].values():
+        entry.pop("computed_from", None)
+    old = tmp_path / "v2.mapping.json"
+    old.write_text(json.dumps(data), encoding="utf-8")
+    out = tmp_path / "config.json"
+    report = create_quant_retrain_config_from_onnx(out, files.onnx_file, old, _cfg(case))
+    assert out.read_text(encoding="utf-8") == case.golden_text()
+    assert not [a for a in report.record("conv1").advisories if a.code == "QS002"]
+
+
+def test_folded_hook_weights_are_told_from_other_folded_tensors() -> None:
+    """In a file from torch's default dynamo export the optimizer folds a weight hook's computation into one
+    constant and lists what it came from (`folded_from`); a BatchNorm folded into a conv, or a Linear weight
+    transposed for MatMul, is folded too and is no computed weight."""
+    targets = {"fc_a.weight_g", "fc_b.weight_v", "fc.weight", "conv.weight", "bn.weight", "bn.running_var"}
+    targets |= {"c.weight_orig", "c.weight_mask"}
+    assert hook_sources(["div", "fc_a.weight_g", "fc_b.weight_v", "val_0"], targets) == (
+        "fc_a.weight_g",
+        "fc_b.weight_v",
+    )
+    assert hook_sources(["c.weight_mask", "c.weight_orig"], targets) == ("c.weight_mask", "c.weight_orig")
+    assert hook_sources(["conv.weight", "bn.weight", "bn.running_var"], targets) == ()
+    assert hook_sources(["fc.weight"], targets) == ()
+    assert hook_sources(["fc_a.weight_g"], targets) == ()
+
+
+def _computed_reasons(report: Any, layer: str) -> list[str]:
+    return [a.reason for a in report.record(layer).advisories if a.code == "QS002"]
+
+
+@pytest.mark.parametrize(("exporter", "with_mapping"), VARIANTS)
+def test_report_says_what_a_weight_is_computed_from(
+    exporter: str, with_mapping: bool, exports: Exports, tmp_path: Path
+) -> None:
+    case = CASES_BY_NAME["sn_cfg_simple_default"]
+    files = exports.get(case, exporter)
+    report = create_quant_retrain_config_from_onnx(
+        tmp_path / "c.json", files.onnx_file, files.mapping_file if with_mapping else None
+    )
+    assert _computed_reasons(report, "up") == ["up: weight computed from weight_orig, weight_u, weight_v"]
+    case = CASES_BY_NAME["prune_b_w4_linear"]
+    files = exports.get(case, exporter)
+    report = create_quant_retrain_config_from_onnx(
+        tmp_path / "c.json", files.onnx_file, files.mapping_file if with_mapping else None, _cfg(case)
+    )
+    assert _computed_reasons(report, "fc_in7") == ["fc_in7: weight computed from weight_mask, weight_orig"]
+
+
+def test_library_report_says_what_a_weight_is_computed_from(tmp_path: Path) -> None:
+    case = CASES_BY_NAME["wn_b_w4_odd_cin"]
+    report = create_quant_retrain_config(tmp_path / "c.json", case.model(), case.inputs(), _cfg(case))
+    assert _computed_reasons(report, "conv1") == ["conv1: weight computed from weight_g, weight_v"]
+    assert report.record("conv1").int4_packing == "Cin = 3 is odd, INT4 packs two values along Cin"
+    assert out_text(tmp_path / "c.json") == case.golden_text()
+
+
+def out_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 # --- no torch, no weights ---------------------------------------------------------------------------------
@@ -456,7 +566,7 @@ def test_unreadable_files_are_input_errors(exports: Exports, tmp_path: Path) -> 
     ("edit", "needle"),
     [
         (lambda d: d.update(extra=1), "does not satisfy its schema"),
-        (lambda d: d.update(version=3), "version 3"),
+        (lambda d: d.update(version=4), "version 4"),
         (lambda d: d.update(format="other"), "not a QuantScope mapping file"),
         (lambda d: d["modules"][1].pop("torch_class"), "'torch_class' is a required property"),
         (lambda d: d["nodes"]["/conv/Conv"].update(module="ghost"), "does not list: '/conv/Conv'"),
@@ -516,6 +626,14 @@ SCHEMA_EDITS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dims-float": lambda d: _first(d, "initializers").update(dims=[2.0]),
     "dims-bool": lambda d: _first(d, "initializers").update(dims=[True]),
     "params-repeated": lambda d: _first(d, "initializers").update(params=["a", "a"]),
+    "computed-from": lambda d: _first(d, "initializers").update(computed_from=["a.weight_g", "a.weight_v"]),
+    "computed-from-repeated": lambda d: _first(d, "initializers").update(computed_from=["a", "a"]),
+    "computed-from-int": lambda d: _first(d, "initializers").update(computed_from=[1]),
+    "computed-from-version-2": lambda d: [
+        d.update(version=2),
+        _first(d, "initializers").update(computed_from=["a"]),
+    ],
+    "version-2": lambda d: d.update(version=2),
     "tied-single": lambda d: d.update(tied_parameters=[["a"]]),
     "tied-repeated": lambda d: d.update(tied_parameters=[["a", "a"]]),
     "tied-pair": lambda d: d.update(tied_parameters=[["a", "b"]]),
@@ -534,7 +652,13 @@ def test_quick_schema_check_never_passes_what_the_validator_refuses(
     valid = not list(schemas.validator(MAPPING_SCHEMA).iter_errors(data))
     quick = graph.mapping._fits_schema(data)
     assert quick == valid or (valid and not quick and edit is not SCHEMA_EDITS["unchanged"])
-    if edit in (SCHEMA_EDITS["unchanged"], SCHEMA_EDITS["tied-pair"], SCHEMA_EDITS["version-1"]):
+    if edit in (
+        SCHEMA_EDITS["unchanged"],
+        SCHEMA_EDITS["tied-pair"],
+        SCHEMA_EDITS["version-1"],
+        SCHEMA_EDITS["version-2"],
+        SCHEMA_EDITS["computed-from"],
+    ):
         assert quick
     assert graph.mapping.schema_errors(data) == sorted(
         f"{e.json_path}: {e.message}" for e in schemas.validator(MAPPING_SCHEMA).iter_errors(data)

@@ -72,6 +72,17 @@ EXPECTED_EXCLUDED: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
     "a_mix_all": {},
     "a_convtranspose3d_absent": {},
     "a_lstm_unbatched": {},
+    # weights computed before the op (weight norm, spectral norm, pruning): kept as the plain layers are
+    "sn_cfg_simple_default": {},
+    "wn_reused_conv": {"conv_reused": ("QS102", "reused-module", ("called 2 times",))},
+    "wn_shared_source": {
+        "fc_a": ("QS103", "shared-weight", ("weight_v", "shared with fc_b")),
+        "fc_b": ("QS103", "shared-weight", ("weight_v", "shared with fc_a")),
+    },
+    "a_wn_mix_all": {},
+    "parametrized_cfg_simple": {},
+    "sn_discriminator": {},
+    "a_wn_tcn_block": {},
 }
 # Modules that are seen but are not candidates (SPEC section 2: the class name decides).
 EXPECTED_NOT_CANDIDATE: dict[str, set[str]] = {
@@ -79,6 +90,9 @@ EXPECTED_NOT_CANDIDATE: dict[str, set[str]] = {
     "multihead_attention_distinct_qkv": {"mha", "mha.out_proj"},
     "a_mix_all": {"up3d"},
     "a_convtranspose3d_absent": {"up"},
+    "a_wn_mix_all": {"up3d"},
+    # torch.nn.utils.parametrizations renames the class (ParametrizedConv2d, ...)
+    "parametrized_cfg_simple": {"conv1", "up", "fc"},
 }
 # The cases whose call raises: the words the error must contain.
 EXPECTED_ERROR: dict[str, tuple[str, ...]] = {

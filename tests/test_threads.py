@@ -8,6 +8,7 @@ exporters never takes the host program's output or logger settings away, during 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -148,3 +149,89 @@ def test_the_export_lock_is_held_during_an_export(monkeypatch: pytest.MonkeyPatc
 
     export_graph(torch.nn.Linear(2, 2), torch.randn(1, 2))
     assert seen == [False]
+
+
+# A model the TorchScript exporter fails on (aten::vdot of parametrizations.spectral_norm) and dynamo exports:
+# the library call tries TorchScript first on so small an input, and torch's C++ side then prints its whole
+# "Torch IR graph at exception" straight to file descriptor 1. Another thread prints numbered lines through
+# sys.stdout/sys.stderr the whole time the TorchScript export runs (started inside it, joined before it ends,
+# so every line is written while the descriptors point at the null device).
+FD_NOISE_SCRIPT = """
+import sys, threading, tempfile, os
+import torch
+from torch import nn
+import graph.torchscript
+from analyzer import create_quant_retrain_config
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.utils.parametrizations.spectral_norm(nn.Linear(8, 8))
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.fc(x))
+
+def printer(done):
+    count = 0
+    while not done.is_set() or count < 300:
+        print(f"host line {count}", flush=True)
+        print(f"host error {count}", file=sys.stderr, flush=True)
+        count += 1
+
+real = graph.torchscript.export_torchscript_proto
+
+def export_while_printing(*args, **kwargs):
+    done = threading.Event()
+    thread = threading.Thread(target=printer, args=(done,))
+    thread.start()
+    try:
+        return real(*args, **kwargs)
+    finally:
+        done.set()
+        thread.join()
+
+graph.torchscript.export_torchscript_proto = export_while_printing
+torch.manual_seed(0)
+report = create_quant_retrain_config(os.path.join(tempfile.mkdtemp(), "c.json"), Net(), torch.randn(2, 8))
+os.write(1, b"fd 1 is the host's again\\n")
+print("choice:", report.producer.export_choice, file=sys.stderr)
+"""
+
+
+def test_a_failed_exporter_prints_nothing_and_other_threads_keep_their_output(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "noise.py"
+    script.write_text(FD_NOISE_SCRIPT, encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=600,
+        check=True,
+    )
+    out = done.stdout.splitlines()
+    err = done.stderr.splitlines()
+    assert "the torchscript exporter failed" in err[-1]  # the case this test is about happened
+    assert "Torch IR graph" not in done.stdout + done.stderr
+    lines = [line for line in out if line.startswith("host line ")]
+    errors = [line for line in err if line.startswith("host error ")]
+    # every line of the other thread, in order, on each stream, and nothing else
+    assert lines == [f"host line {i}" for i in range(len(lines))] and len(lines) >= 300
+    assert errors == [f"host error {i}" for i in range(len(errors))] and len(errors) == len(lines)
+    assert out == [*lines, "fd 1 is the host's again"]
+    assert err == [*errors, err[-1]]
+
+
+def test_torchs_onnx_log_switch_is_left_as_it_was() -> None:
+    """The TorchScript exporter turns torch's C++ ONNX log on and never off; QuantScope puts it back, so that a
+    later failing export elsewhere in the process does not print its graph because of this call."""
+    from graph.export import export_graph
+
+    torch._C._jit_set_onnx_log_enabled(False)  # whatever an earlier export in this process left
+    export_graph(torch.nn.Linear(2, 2), torch.randn(1, 2), exporter="torchscript")
+    assert not torch._C._jit_is_onnx_log_enabled()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from analyzer.checks.base import Check, Finding, Severity
 from analyzer.checks.rules import (
+    COMPUTED_WEIGHT,
     DEPTH_DILATION,
     INPUT_RANK,
     MODULE_ALIASES,
@@ -36,6 +37,7 @@ REGISTRY: tuple[Check, ...] = (
     WEIGHT_USED_ELSEWHERE,
     MODULE_ALIASES,
     RNN_FACTS_UNKNOWN,
+    COMPUTED_WEIGHT,
 )
 
 

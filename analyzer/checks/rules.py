@@ -354,25 +354,51 @@ def small_cin(index: GraphIndex) -> Iterator[Finding]:
 
 def weight_used_elsewhere(index: GraphIndex) -> Iterator[Finding]:
     """The layer's weight is also read by an op that is not a candidate layer's (an embedding tied to an
-    output projection, a functional call in a parent): QAT will change that use too."""
+    output projection, a functional call in a parent): QAT will change that use too. A weight computed from
+    the module's parameters (weight norm, spectral norm, pruning) is followed back to them: the ops computing
+    it are its own, and another layer's computation reading them counts as that layer."""
     graph = index.graph
     for layer in _candidates(index):
         own = {op.node for op in layer.ops}
+        own_path = {step for op in layer.ops for step in op.computed_by}
         for op in typed_ops(layer):
             if op.weight is None:
                 continue
+            sources = (op.weight, *(op.more_weights if op.computed_by else ()))
             readers = []
-            for node in index.consumers.get(op.weight, ()):
-                owner = index.owner(node)
-                if node in own or owner == layer.name:
-                    continue
-                if owner is not None and owner in index.by_name and index.by_name[owner].is_candidate:
-                    continue  # a candidate reader is the shared-weight check's business
-                readers.append(f"{graph.nodes[node][keys.OP_TYPE]} of {owner or '<unknown>'}")
+            for tensor in sources:
+                for node in index.consumers.get(tensor, ()):
+                    if node in own or node in own_path:
+                        continue
+                    for reader in index.weight_path.get(node, (node,)):
+                        owner = index.owner(reader)
+                        if reader in own or owner == layer.name:
+                            continue
+                        if owner is not None and owner in index.by_name and index.by_name[owner].is_candidate:
+                            continue  # a candidate reader is the shared-weight check's business
+                        readers.append(f"{graph.nodes[reader][keys.OP_TYPE]} of {owner or '<unknown>'}")
             if readers:
                 yield WEIGHT_USED_ELSEWHERE.finding(
                     layer.name,
                     f"{layer.name}: weight {op.weight!r} is also read by {', '.join(sorted(set(readers)))}",
+                )
+                break
+
+
+def computed_weight(index: GraphIndex) -> Iterator[Finding]:
+    """The layer's weight is computed before its op from the module's own parameters and buffers (the
+    forward pre-hooks of `torch.nn.utils.weight_norm`, `spectral_norm` and `prune`). Such a layer keeps its
+    class name and is a candidate like any other; the report says what its weight is computed from, so
+    that a user sees why it is kept."""
+    for layer in _candidates(index):
+        for op in typed_ops(layer):
+            if op.computed_from:
+                prefix = f"{layer.name}."
+                names = [n[len(prefix) :] if n.startswith(prefix) else n for n in op.computed_from]
+                yield COMPUTED_WEIGHT.finding(
+                    layer.name,
+                    f"{layer.name}: weight computed from {', '.join(names)}",
+                    (op.onnx_name,),
                 )
                 break
 
@@ -406,3 +432,4 @@ RNN_CONFIG = Check("QS109", "rnn-config", Severity.EXCLUDE, rnn_config)
 RNN_FACTS_UNKNOWN = Check("QS204", "rnn-facts-unknown", Severity.ADVISORY, rnn_facts_unknown)
 WEIGHT_USED_ELSEWHERE = Check("QS202", "weight-used-elsewhere", Severity.ADVISORY, weight_used_elsewhere)
 MODULE_ALIASES = Check("QS203", "module-aliases", Severity.ADVISORY, module_aliases)
+COMPUTED_WEIGHT = Check("QS002", "computed-weight", Severity.INFO, computed_weight)
