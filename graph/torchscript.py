@@ -268,9 +268,7 @@ def _onnx_log_kept(torch: Any) -> Iterator[None]:
             setter(enabled)
 
 
-def _export_proto(
-    model: torch.nn.Module, args: tuple[Any, ...], fold: bool, constant_folding: bool
-) -> Any:
+def _export_proto(model: torch.nn.Module, args: tuple[Any, ...], fold: bool, constant_folding: bool) -> Any:
     import onnx
     import torch
 
