@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from analyzer.kinds import DEFAULT_KIND, KINDS
+from analyzer.kinds.base import names_shown
 from analyzer.report import _COLOURS, DECISIONS, Report
 
 # the terminal table's ANSI colours (analyzer.report._COLOURS) as CSS colours, so that both agree
@@ -31,7 +33,8 @@ _ANSI_CSS = {"32": "#1a7f37", "33": "#9a6700", "31": "#cf222e", "2": "#6e7781"}
 _GLYPHS = dict(zip(DECISIONS, ("\u25cf", "\u25d0", "\u2715", "\u25cb"), strict=True))
 _SLUGS = dict(zip(DECISIONS, ("quantize", "skipped", "excluded", "not-candidate"), strict=True))
 
-DEFAULT_KIND = "retrain"
+# a top-level list or object of the config longer than this (as JSON) is summarised in the facts
+_SETTING_CHARS = 120
 
 
 def decision_colours() -> dict[str, str]:
@@ -224,7 +227,7 @@ def _facts(data: Mapping[str, Any], run: Mapping[str, Any], globals_: Mapping[st
         rows.append(_row(f"why {exporter}", str(p["export_choice"])))
     rows.append(_row("torch", str(p.get("torch_version") or "not recorded (no torch in this run)")))
     rows.append(_row("onnx", str(p.get("onnx_version") or "unknown")))
-    rows.append(_row("layer types", run.get("layer_types") or "not recorded"))
+    rows.append(_row("layer types", _layer_types_fact(_kind(data), run.get("layer_types"))))
     simple = run.get("simple_config")
     if simple is None:
         rows.append(_row("simple config", "none (built-in defaults)"))
@@ -241,11 +244,43 @@ def _facts(data: Mapping[str, Any], run: Mapping[str, Any], globals_: Mapping[st
     config_file = data.get("config_file")
     rows.append(_row("config file", str(config_file) if config_file else "not written"))
     if globals_:
-        text = ", ".join(f"{key}: {json.dumps(value)}" for key, value in globals_.items())
-        rows.append(_row("config settings", text))
+        shown = {"distill_group": len(_groups(data))} if _groups(data) else {}
+        rows.append(
+            "<tr><th>config settings</th><td>"
+            + ", ".join(_setting(key, value, shown) for key, value in globals_.items())
+            + "</td></tr>"
+        )
     if run.get("config_problem"):
         rows.append(_row("layer settings", str(run["config_problem"])))
     return '<table class="facts" id="qs-facts">' + "".join(rows) + "</table>"
+
+
+def _layer_types_fact(kind: str, given: str | None) -> str:
+    """The candidate types of the run: a kind's fixed ones (whatever was passed), else the mode given."""
+    row = KINDS.get(kind)
+    if row is not None and not row.takes_layer_types:
+        return f"{', '.join(row.select_types(None))} (fixed by the {kind} config)"
+    return given or "not recorded"
+
+
+def _setting(key: str, value: Any, shown: Mapping[str, int]) -> str:
+    """One top-level setting of the config as markup: scalars and short lists as written, the rest summarised.
+
+    A list the page draws elsewhere (`distill_group`, drawn as the Groups section) is counted and linked to;
+    another list or object longer than `_SETTING_CHARS` is summarised by its first entries.
+    """
+    if key in shown:
+        n = shown[key]
+        return (
+            f'{escape(key)}: {n} {"group" if n == 1 else "groups"}, <a href="#qs-groups">see Groups below</a>'
+        )
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) <= _SETTING_CHARS or not isinstance(value, (list, dict)):
+        return escape(f"{key}: {text}")
+    if isinstance(value, dict):
+        return escape(f"{key}: {len(value)} keys ({names_shown([str(k) for k in value])})")
+    items = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in value]
+    return escape(f"{key}: {len(value)} entries ({names_shown(items)})")
 
 
 def _groups_section(groups: list[list[str]], names: set[str]) -> Iterable[str]:
@@ -254,7 +289,9 @@ def _groups_section(groups: list[list[str]], names: set[str]) -> Iterable[str]:
     yield f'<section id="qs-groups"><h2>Groups ({len(groups)})</h2><ol class="groups">'
     for group in groups:
         members = []
-        for name in group:
+        for i, name in enumerate(group):
+            if i:  # an element of its own, so that it takes its own room between the boxes
+                members.append('<span class="chain-arrow" aria-hidden="true">\u2192</span>')
             if name in names:  # a layer of the report: the script makes it a link to the layer's row
                 members.append(f'<button type="button" class="chain-node" data-layer="{escape(name)}">')
                 members.append(f"{escape(name)}</button>")
@@ -370,8 +407,7 @@ details.block>summary .badge{margin-right:4px}
 .groups{padding-left:28px}.chain{margin:4px 0}
 .chain-node{display:inline-block;font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;border:1px solid #d0d7de;border-radius:4px;padding:1px 6px;background:#f6f8fa;color:#1f2328}
 button.chain-node{cursor:pointer}
-.chain-node+.chain-node::before{content:"\\2192";display:inline-block;margin:0 6px 0 -14px;width:0;color:#57606a}
-.chain-node+.chain-node{margin-left:22px}
+.chain-arrow{display:inline-block;margin:0 6px;color:#57606a}
 .flash{animation:flash 1.5s}@keyframes flash{from{background:#fff8c5}to{background:transparent}}
 .notes{margin:0;padding-left:20px}
 """
@@ -386,7 +422,7 @@ _SCRIPT = r"""
   const DEC = {};
   for (const d of DATA.decisions) DEC[d.name] = d;
   const KNOWN = new Set(["name", "class_name", "layer_type", "op_types", "nodes", "weight_shape", "decision",
-    "code", "check", "reason", "advisories", "inferred", "int4_packing"]);
+    "code", "check", "reason", "advisories", "inferred", "int4_packing", "group"]);
   const groupOf = new Map();
   (DATA.groups || []).forEach(function (group, i) {
     for (const name of group) if (!groupOf.has(name)) groupOf.set(name, [i, group]);
@@ -517,7 +553,11 @@ _SCRIPT = r"""
       return i.fact + " " + (i.value === null ? "not established" : i.value) + " (" + i.basis + ")";
     })));
     if (rec.int4_packing) field(dl, "INT4 packing", rec.int4_packing);
-    if (groupOf.has(rec.name)) {
+    // one "group" line: the record's own (a distillation report says which group and why, or why none),
+    // else the chain the layer is drawn in
+    if (typeof rec.group === "string") {
+      field(dl, "group", rec.group);
+    } else if (groupOf.has(rec.name)) {
       const [i, group] = groupOf.get(rec.name);
       field(dl, "group", "#" + (i + 1) + ": " + group.join(" \u2192 "));
     }
