@@ -402,6 +402,7 @@ details.block>summary .badge{margin-right:4px}
 .detail{margin:2px 0 8px 20px;padding:8px 12px;border:1px solid #d0d7de;border-radius:6px;background:#fcfcfd}
 .detail dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 14px;margin:0}
 .detail dt{color:#57606a;font-weight:600}.detail dd{margin:0;overflow-wrap:anywhere}
+/* a layer's settings (a few dozen lines at most) are shown whole, not in a scroll box */.detail pre{max-height:none}
 .detail ul{margin:0;padding-left:18px}
 .empty{color:#57606a;padding:12px 0}
 .groups{padding-left:28px}.chain{margin:4px 0}

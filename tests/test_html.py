@@ -706,3 +706,35 @@ def test_a_distill_layer_shows_one_group_line(
     )
     assert lines == [report.record("conv1").group]
     assert lines[0].startswith("in distill_group[0] [conv1, bn1, relu]")
+
+
+@needs_browser
+def test_a_post_training_layer_shows_its_settings_whole(
+    chromium: Any, resnet_kinds: dict[str, tuple[Report, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """A calibration entry (activation and weight parameters) is longer than a retrain one: no inner scroll box."""
+    report, config = resnet_kinds["ptq"]
+    _open(chromium, report.to_html(), tmp_path)
+    assert _settings_box(chromium, "fc")["text"] == json.dumps(config["fc"], indent=2)
+    # however long an entry is
+    data = {**json.loads(_mixed_report().to_json()), "kind": "ptq"}
+    entry = {"quant_enable": True, **{f"param_{i}": [i, i + 1] for i in range(30)}}
+    _open(chromium, render_page(data, {"version": 1, "head": entry}), tmp_path)
+    shown = _settings_box(chromium, "head")
+    assert json.loads(shown["text"]) == entry
+    assert shown["client"] > 600
+
+
+def _settings_box(driver: Any, name: str) -> dict[str, Any]:
+    """The text of layer `name`'s settings as its details show them; the box must show it all (no inner scroll)."""
+    shown: dict[str, Any] = driver.execute_script(
+        "const row = document.querySelector('.row[title=\"' + arguments[0] + '\"]');"
+        "row.click();"
+        "const dt = Array.from(row.nextElementSibling.querySelectorAll('dt'))"
+        ".find(d => d.textContent === 'settings in the config');"
+        "const pre = dt.nextElementSibling.querySelector('pre');"
+        "return {text: pre.textContent, scroll: pre.scrollHeight, client: pre.clientHeight};",
+        name,
+    )
+    assert shown["scroll"] <= shown["client"], shown
+    return shown
