@@ -35,6 +35,8 @@ _SLUGS = dict(zip(DECISIONS, ("quantize", "skipped", "excluded", "not-candidate"
 
 # a top-level list or object of the config longer than this (as JSON) is summarised in the facts
 _SETTING_CHARS = 120
+# more distill groups than this start folded, so that the module tree stays near the top of the page
+_GROUPS_OPEN = 40
 
 
 def decision_colours() -> dict[str, str]:
@@ -286,7 +288,11 @@ def _setting(key: str, value: Any, shown: Mapping[str, int]) -> str:
 def _groups_section(groups: list[list[str]], names: set[str]) -> Iterable[str]:
     if not groups:
         return
-    yield f'<section id="qs-groups"><h2>Groups ({len(groups)})</h2><ol class="groups">'
+    is_open = " open" if len(groups) <= _GROUPS_OPEN else ""
+    yield (
+        f'<section id="qs-groups"><details class="groups-box"{is_open}>'
+        f'<summary><h2>Groups ({len(groups)})</h2></summary><ol class="groups">'
+    )
     for group in groups:
         members = []
         for i, name in enumerate(group):
@@ -298,7 +304,7 @@ def _groups_section(groups: list[list[str]], names: set[str]) -> Iterable[str]:
             else:
                 members.append(f'<span class="chain-node">{escape(name)}</span>')
         yield '<li class="chain">' + "".join(members) + "</li>"
-    yield "</ol></section>"
+    yield "</ol></details></section>"
 
 
 def _notes_section(data: Mapping[str, Any]) -> Iterable[str]:
@@ -405,6 +411,7 @@ details.block>summary .badge{margin-right:4px}
 /* a layer's settings (a few dozen lines at most) are shown whole, not in a scroll box */.detail pre{max-height:none}
 .detail ul{margin:0;padding-left:18px}
 .empty{color:#57606a;padding:12px 0}
+.groups-box>summary{cursor:pointer}.groups-box>summary h2{display:inline-block}
 .groups{padding-left:28px}.chain{margin:4px 0}
 .chain-node{display:inline-block;font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;border:1px solid #d0d7de;border-radius:4px;padding:1px 6px;background:#f6f8fa;color:#1f2328}
 button.chain-node{cursor:pointer}
@@ -724,6 +731,11 @@ _SCRIPT = r"""
       item.row.scrollIntoView({ block: "center" });
       item.row.classList.remove("flash"); void item.row.offsetWidth; item.row.classList.add("flash");
     });
+  }
+  // the facts' link to the groups opens them when they start folded
+  const groupsBox = document.querySelector("#qs-groups > details");
+  for (const a of document.querySelectorAll('a[href="#qs-groups"]')) {
+    a.addEventListener("click", function () { if (groupsBox) groupsBox.open = true; });
   }
   apply();
   document.body.dataset.ready = "true";

@@ -331,7 +331,7 @@ def test_long_lists_and_objects_of_the_config_are_summarised() -> None:
     assert _facts(page)["config settings"].startswith(
         "distill_group: 40 entries ([&quot;blocks.0.conv&quot;]"
     )
-    assert "qs-groups" not in page
+    assert '<section id="qs-groups"' not in page and '<a href="#qs-groups"' not in page
 
 
 @pytest.mark.parametrize("kind", ["ptq", "distill"])
@@ -738,3 +738,40 @@ def _settings_box(driver: Any, name: str) -> dict[str, Any]:
     )
     assert shown["scroll"] <= shown["client"], shown
     return shown
+
+
+def test_many_groups_start_folded() -> None:
+    """ResNet-18's 21 groups are open; a large model's hundred start folded, so that the tree stays near the top."""
+    data = json.loads(_llama_report().to_json())
+    for count, opened in ((21, True), (143, False)):
+        groups = [[f"model.layers.{i}.self_attn.q_proj"] for i in range(count)]
+        page = render_page({**data, "kind": "distill", "groups": groups}, {"distill_group": groups})
+        box = re.search(r'<section id="qs-groups"><details class="groups-box"( open)?>', page)
+        assert box is not None and (box.group(1) is not None) is opened
+        assert f"distill_group: {count} groups" in _facts(page)["config settings"]
+
+
+@needs_browser
+def test_folded_groups_open_from_the_facts_and_leave_the_tree_in_view(chromium: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    report = _llama_report()
+    groups = [
+        [f"model.layers.{i}.self_attn.q_proj", f"model.layers.{i}.self_attn.k_proj"] for i in range(143)
+    ]
+    data = {**report.to_dict(), "kind": "distill", "groups": groups}
+    _open(chromium, render_page(data, {"version": 1, "distill_group": groups}), tmp_path)
+    where = (
+        "return [document.querySelector('#qs-groups > details').open, window.innerHeight,"
+        " document.getElementById('qs-root').getBoundingClientRect().top];"
+    )
+    opened, height, tree_top = chromium.execute_script(where)
+    assert not opened and tree_top < height  # the tree starts in the first screen
+    assert chromium.execute_script("return document.querySelectorAll('#qs-groups .chain-node').length") == 286
+    chromium.find_element(By.CSS_SELECTOR, 'a[href="#qs-groups"]').click()
+    opened, height, tree_top = chromium.execute_script(where)
+    assert opened and tree_top > height
+    chromium.find_element(
+        By.CSS_SELECTOR, 'button.chain-node[data-layer="model.layers.99.self_attn.k_proj"]'
+    ).click()
+    assert "model.layers.99.self_attn.k_proj" in _visible(chromium)
