@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
+from analyzer.kinds import DEFAULT_KIND, KINDS
+from analyzer.kinds.base import names_shown
 from analyzer.report import _COLOURS, DECISIONS, Report
 
 # the terminal table's ANSI colours (analyzer.report._COLOURS) as CSS colours, so that both agree
@@ -31,7 +33,10 @@ _ANSI_CSS = {"32": "#1a7f37", "33": "#9a6700", "31": "#cf222e", "2": "#6e7781"}
 _GLYPHS = dict(zip(DECISIONS, ("\u25cf", "\u25d0", "\u2715", "\u25cb"), strict=True))
 _SLUGS = dict(zip(DECISIONS, ("quantize", "skipped", "excluded", "not-candidate"), strict=True))
 
-DEFAULT_KIND = "retrain"
+# a top-level list or object of the config longer than this (as JSON) is summarised in the facts
+_SETTING_CHARS = 120
+# more distill groups than this start folded, so that the module tree stays near the top of the page
+_GROUPS_OPEN = 40
 
 
 def decision_colours() -> dict[str, str]:
@@ -224,7 +229,7 @@ def _facts(data: Mapping[str, Any], run: Mapping[str, Any], globals_: Mapping[st
         rows.append(_row(f"why {exporter}", str(p["export_choice"])))
     rows.append(_row("torch", str(p.get("torch_version") or "not recorded (no torch in this run)")))
     rows.append(_row("onnx", str(p.get("onnx_version") or "unknown")))
-    rows.append(_row("layer types", run.get("layer_types") or "not recorded"))
+    rows.append(_row("layer types", _layer_types_fact(_kind(data), run.get("layer_types"))))
     simple = run.get("simple_config")
     if simple is None:
         rows.append(_row("simple config", "none (built-in defaults)"))
@@ -241,27 +246,65 @@ def _facts(data: Mapping[str, Any], run: Mapping[str, Any], globals_: Mapping[st
     config_file = data.get("config_file")
     rows.append(_row("config file", str(config_file) if config_file else "not written"))
     if globals_:
-        text = ", ".join(f"{key}: {json.dumps(value)}" for key, value in globals_.items())
-        rows.append(_row("config settings", text))
+        shown = {"distill_group": len(_groups(data))} if _groups(data) else {}
+        rows.append(
+            "<tr><th>config settings</th><td>"
+            + ", ".join(_setting(key, value, shown) for key, value in globals_.items())
+            + "</td></tr>"
+        )
     if run.get("config_problem"):
         rows.append(_row("layer settings", str(run["config_problem"])))
     return '<table class="facts" id="qs-facts">' + "".join(rows) + "</table>"
 
 
+def _layer_types_fact(kind: str, given: str | None) -> str:
+    """The candidate types of the run: a kind's fixed ones (whatever was passed), else the mode given."""
+    row = KINDS.get(kind)
+    if row is not None and not row.takes_layer_types:
+        return f"{', '.join(row.select_types(None))} (fixed by the {kind} config)"
+    return given or "not recorded"
+
+
+def _setting(key: str, value: Any, shown: Mapping[str, int]) -> str:
+    """One top-level setting of the config as markup: scalars and short lists as written, the rest summarised.
+
+    A list the page draws elsewhere (`distill_group`, drawn as the Groups section) is counted and linked to;
+    another list or object longer than `_SETTING_CHARS` is summarised by its first entries.
+    """
+    if key in shown:
+        n = shown[key]
+        return (
+            f'{escape(key)}: {n} {"group" if n == 1 else "groups"}, <a href="#qs-groups">see Groups below</a>'
+        )
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) <= _SETTING_CHARS or not isinstance(value, (list, dict)):
+        return escape(f"{key}: {text}")
+    if isinstance(value, dict):
+        return escape(f"{key}: {len(value)} keys ({names_shown([str(k) for k in value])})")
+    items = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in value]
+    return escape(f"{key}: {len(value)} entries ({names_shown(items)})")
+
+
 def _groups_section(groups: list[list[str]], names: set[str]) -> Iterable[str]:
     if not groups:
         return
-    yield f'<section id="qs-groups"><h2>Groups ({len(groups)})</h2><ol class="groups">'
+    is_open = " open" if len(groups) <= _GROUPS_OPEN else ""
+    yield (
+        f'<section id="qs-groups"><details class="groups-box"{is_open}>'
+        f'<summary><h2>Groups ({len(groups)})</h2></summary><ol class="groups">'
+    )
     for group in groups:
         members = []
-        for name in group:
+        for i, name in enumerate(group):
+            if i:  # an element of its own, so that it takes its own room between the boxes
+                members.append('<span class="chain-arrow" aria-hidden="true">\u2192</span>')
             if name in names:  # a layer of the report: the script makes it a link to the layer's row
                 members.append(f'<button type="button" class="chain-node" data-layer="{escape(name)}">')
                 members.append(f"{escape(name)}</button>")
             else:
                 members.append(f'<span class="chain-node">{escape(name)}</span>')
         yield '<li class="chain">' + "".join(members) + "</li>"
-    yield "</ol></section>"
+    yield "</ol></details></section>"
 
 
 def _notes_section(data: Mapping[str, Any]) -> Iterable[str]:
@@ -365,13 +408,14 @@ details.block>summary .badge{margin-right:4px}
 .detail{margin:2px 0 8px 20px;padding:8px 12px;border:1px solid #d0d7de;border-radius:6px;background:#fcfcfd}
 .detail dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 14px;margin:0}
 .detail dt{color:#57606a;font-weight:600}.detail dd{margin:0;overflow-wrap:anywhere}
+/* a layer's settings (a few dozen lines at most) are shown whole, not in a scroll box */.detail pre{max-height:none}
 .detail ul{margin:0;padding-left:18px}
 .empty{color:#57606a;padding:12px 0}
+.groups-box>summary{cursor:pointer}.groups-box>summary h2{display:inline-block}
 .groups{padding-left:28px}.chain{margin:4px 0}
 .chain-node{display:inline-block;font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;border:1px solid #d0d7de;border-radius:4px;padding:1px 6px;background:#f6f8fa;color:#1f2328}
 button.chain-node{cursor:pointer}
-.chain-node+.chain-node::before{content:"\\2192";display:inline-block;margin:0 6px 0 -14px;width:0;color:#57606a}
-.chain-node+.chain-node{margin-left:22px}
+.chain-arrow{display:inline-block;margin:0 6px;color:#57606a}
 .flash{animation:flash 1.5s}@keyframes flash{from{background:#fff8c5}to{background:transparent}}
 .notes{margin:0;padding-left:20px}
 """
@@ -386,7 +430,7 @@ _SCRIPT = r"""
   const DEC = {};
   for (const d of DATA.decisions) DEC[d.name] = d;
   const KNOWN = new Set(["name", "class_name", "layer_type", "op_types", "nodes", "weight_shape", "decision",
-    "code", "check", "reason", "advisories", "inferred", "int4_packing"]);
+    "code", "check", "reason", "advisories", "inferred", "int4_packing", "group"]);
   const groupOf = new Map();
   (DATA.groups || []).forEach(function (group, i) {
     for (const name of group) if (!groupOf.has(name)) groupOf.set(name, [i, group]);
@@ -517,7 +561,11 @@ _SCRIPT = r"""
       return i.fact + " " + (i.value === null ? "not established" : i.value) + " (" + i.basis + ")";
     })));
     if (rec.int4_packing) field(dl, "INT4 packing", rec.int4_packing);
-    if (groupOf.has(rec.name)) {
+    // one "group" line: the record's own (a distillation report says which group and why, or why none),
+    // else the chain the layer is drawn in
+    if (typeof rec.group === "string") {
+      field(dl, "group", rec.group);
+    } else if (groupOf.has(rec.name)) {
       const [i, group] = groupOf.get(rec.name);
       field(dl, "group", "#" + (i + 1) + ": " + group.join(" \u2192 "));
     }
@@ -683,6 +731,11 @@ _SCRIPT = r"""
       item.row.scrollIntoView({ block: "center" });
       item.row.classList.remove("flash"); void item.row.offsetWidth; item.row.classList.add("flash");
     });
+  }
+  // the facts' link to the groups opens them when they start folded
+  const groupsBox = document.querySelector("#qs-groups > details");
+  for (const a of document.querySelectorAll('a[href="#qs-groups"]')) {
+    a.addEventListener("click", function () { if (groupsBox) groupsBox.open = true; });
   }
   apply();
   document.body.dataset.ready = "true";

@@ -7,6 +7,7 @@ report's groups as chains, and hostile names shown as text with no script run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
@@ -264,6 +265,110 @@ def test_library_page_shows_the_settings_of_the_written_config(resnet: tuple[Rep
     assert payload["has_config"] is True
     assert payload["settings"] == {name: config[name] for name in report.quantized}
     assert payload["report"] == report.to_dict()
+
+
+@pytest.fixture(scope="module")
+def resnet_kinds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Report, dict[str, Any]]]:
+    """The built-in ResNet-18 example through the post-training and the distillation calls, and their configs."""
+    from analyzer import create_distill_config, create_quant_config
+    from analyzer.example import example_model
+
+    folder = tmp_path_factory.mktemp("resnet-kinds")
+    out = {}
+    for kind, call in (("ptq", create_quant_config), ("distill", create_distill_config)):
+        model, inputs = example_model()
+        report = call(folder / f"{kind}.json", model, inputs)
+        out[kind] = (report, json.loads((folder / f"{kind}.json").read_text(encoding="utf-8")))
+    return out
+
+
+_FACT = re.compile(r"<tr><th>([^<]*)</th><td>(.*?)</td></tr>", re.S)
+
+
+def _facts(page: str) -> dict[str, str]:
+    table = re.search(r'<table class="facts" id="qs-facts">(.*?)</table>', page, re.S)
+    assert table is not None
+    return dict(_FACT.findall(table.group(1)))
+
+
+def test_distill_facts_show_the_scalars_and_count_the_groups(
+    resnet_kinds: dict[str, tuple[Report, dict[str, Any]]],
+) -> None:
+    """The facts name the config's top-level scalars; `distill_group`, drawn as the Groups section, is counted."""
+    report, config = resnet_kinds["distill"]
+    page = report.to_html()
+    settings = _facts(page)["config settings"]
+    groups = config["distill_group"]
+    assert len(groups) == len(report.groups or ()) == 21
+    assert settings == (
+        f"version: 1, batch_num: {config['batch_num']}, group_size: {config['group_size']}, "
+        f"data_dump: {json.dumps(config['data_dump'])}, "
+        'distill_group: 21 groups, <a href="#qs-groups">see Groups below</a>'
+    )
+    assert 'id="qs-groups"' in page
+    # no member name of a group in the facts: they are drawn once, below
+    assert not any(name in settings for group in groups for name in group)
+
+
+def test_long_lists_and_objects_of_the_config_are_summarised() -> None:
+    data = {**json.loads(_mixed_report().to_json()), "kind": "ptq"}
+    short = ["stem", "head"]
+    long = [f"blocks.{i}.conv" for i in range(40)]
+    page = render_page(data, {"version": 1, "do_fusion": True, "skip_fusion_layers": short})
+    assert _facts(page)["config settings"] == (
+        "version: 1, do_fusion: true, skip_fusion_layers: [&quot;stem&quot;, &quot;head&quot;]"
+    )
+    page = render_page(
+        data, {"skip_fusion_layers": long, "extra": {f"k{i}": "v" * 20 for i in range(9)}, "tag": HOSTILE}
+    )
+    assert _facts(page)["config settings"] == (
+        "skip_fusion_layers: 40 entries (blocks.0.conv, blocks.1.conv, blocks.2.conv, blocks.3.conv, "
+        "blocks.4.conv and 35 more), extra: 9 keys (k0, k1, k2, k3, k4 and 4 more), "
+        "tag: &quot;&lt;script&gt;window.__qsPwned = 1&lt;/script&gt;&quot;"
+    )
+    # a distillation config whose report carries no groups: its list is summarised like any other
+    page = render_page({**data, "kind": "distill"}, {"distill_group": [[name] for name in long]})
+    assert _facts(page)["config settings"].startswith(
+        "distill_group: 40 entries ([&quot;blocks.0.conv&quot;]"
+    )
+    assert '<section id="qs-groups"' not in page and '<a href="#qs-groups"' not in page
+
+
+@pytest.mark.parametrize("kind", ["ptq", "distill"])
+def test_the_fixed_layer_types_of_a_kind_are_shown(
+    kind: str, resnet_kinds: dict[str, tuple[Report, dict[str, Any]]]
+) -> None:
+    from analyzer.kinds import kind_of
+
+    report, _config = resnet_kinds[kind]
+    fixed = f"{', '.join(kind_of(kind).select_types(None))} (fixed by the {kind} config)"
+    # whatever the caller passes (the command line passes its --layer-types default): the kind's types rule
+    for passed in (None, "documented"):
+        assert _facts(report.to_html(layer_types=passed))["layer types"] == fixed
+    if kind == "distill":
+        assert fixed == "Conv2d, Linear (fixed by the distill config)"
+    else:
+        assert set(kind_of(kind).select_types(None)) >= {"Conv2d", "Linear", "LSTM", "GRU", "AvgPool2d"}
+
+
+def test_retrain_layer_types_are_the_runs_or_not_recorded() -> None:
+    report = _mixed_report()
+    assert _facts(report.to_html())["layer types"] == "not recorded"
+    assert _facts(report.to_html(layer_types="amct-latest"))["layer types"] == "amct-latest"
+    assert _facts(report.to_html(layer_types=("Linear", "Conv2d")))["layer types"] == "Linear, Conv2d"
+
+
+def test_cli_explain_of_a_post_training_config_shows_its_fixed_types(
+    small_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.kinds import kind_of
+
+    out = tmp_path / "report.html"
+    assert main(["explain", str(small_onnx), "--kind", "ptq", "--format", "html", "-o", str(out)]) == 0
+    capsys.readouterr()
+    facts = _facts(out.read_text(encoding="utf-8"))
+    assert facts["kind"] == "ptq"
+    assert facts["layer types"] == f"{', '.join(kind_of('ptq').select_types(None))} (fixed by the ptq config)"
 
 
 @pytest.fixture(scope="module")
@@ -556,3 +661,117 @@ def test_a_large_model_page_shows_what_the_filters_find(chromium: Any, tmp_path:
 def test_counts_of_the_mixed_report() -> None:
     """The synthetic report used above has every decision (so the filters have something to filter)."""
     assert set(Counter(r.decision for r in _mixed_report().layers)) == set(DECISIONS)
+
+
+_CHAIN_BOXES = """
+return Array.from(document.querySelectorAll('#qs-groups .chain')).map(c => Array.from(c.children).map(e => {
+  const r = e.getBoundingClientRect();
+  return {cls: e.className, text: e.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+}));
+"""
+
+
+@needs_browser
+def test_group_chains_space_their_members_and_arrows(
+    chromium: Any, resnet_kinds: dict[str, tuple[Report, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Between two members of a chain an arrow of its own, clear of both boxes (ResNet-18's 21 distill groups)."""
+    report, _config = resnet_kinds["distill"]
+    console = _open(chromium, report.to_html(), tmp_path)
+    assert [e for e in console if e["level"] in ("SEVERE", "WARNING")] == []
+    chains = chromium.execute_script(_CHAIN_BOXES)
+    assert [[b["text"] for b in chain if b["cls"] == "chain-node"] for chain in chains] == [
+        list(group) for group in report.groups or ()
+    ]
+    for chain in chains:
+        assert [b["cls"] for b in chain] == ["chain-node", "chain-arrow"] * (len(chain) // 2) + ["chain-node"]
+        for arrow in chain[1::2]:
+            assert arrow["text"] == "\u2192" and arrow["right"] - arrow["left"] > 4
+        for before, after in itertools.pairwise(chain):
+            assert before["top"] < after["bottom"] and after["top"] < before["bottom"]  # on one line
+            assert after["left"] - before["right"] >= 3, (before, after)  # clear of each other
+
+
+@needs_browser
+def test_a_distill_layer_shows_one_group_line(
+    chromium: Any, resnet_kinds: dict[str, tuple[Report, dict[str, Any]]], tmp_path: Path
+) -> None:
+    report, _config = resnet_kinds["distill"]
+    _open(chromium, report.to_html(), tmp_path)
+    lines = chromium.execute_script(
+        "document.querySelector('.row[title=\"conv1\"]').click();"
+        "const box = document.querySelector('.row[title=\"conv1\"]').nextElementSibling;"
+        "return Array.from(box.querySelectorAll('dt')).filter(d => d.textContent === 'group')"
+        ".map(d => d.nextElementSibling.textContent);"
+    )
+    assert lines == [report.record("conv1").group]
+    assert lines[0].startswith("in distill_group[0] [conv1, bn1, relu]")
+
+
+@needs_browser
+def test_a_post_training_layer_shows_its_settings_whole(
+    chromium: Any, resnet_kinds: dict[str, tuple[Report, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """A calibration entry (activation and weight parameters) is longer than a retrain one: no inner scroll box."""
+    report, config = resnet_kinds["ptq"]
+    _open(chromium, report.to_html(), tmp_path)
+    assert _settings_box(chromium, "fc")["text"] == json.dumps(config["fc"], indent=2)
+    # however long an entry is
+    data = {**json.loads(_mixed_report().to_json()), "kind": "ptq"}
+    entry = {"quant_enable": True, **{f"param_{i}": [i, i + 1] for i in range(30)}}
+    _open(chromium, render_page(data, {"version": 1, "head": entry}), tmp_path)
+    shown = _settings_box(chromium, "head")
+    assert json.loads(shown["text"]) == entry
+    assert shown["client"] > 600
+
+
+def _settings_box(driver: Any, name: str) -> dict[str, Any]:
+    """The text of layer `name`'s settings as its details show them; the box must show it all (no inner scroll)."""
+    shown: dict[str, Any] = driver.execute_script(
+        "const row = document.querySelector('.row[title=\"' + arguments[0] + '\"]');"
+        "row.click();"
+        "const dt = Array.from(row.nextElementSibling.querySelectorAll('dt'))"
+        ".find(d => d.textContent === 'settings in the config');"
+        "const pre = dt.nextElementSibling.querySelector('pre');"
+        "return {text: pre.textContent, scroll: pre.scrollHeight, client: pre.clientHeight};",
+        name,
+    )
+    assert shown["scroll"] <= shown["client"], shown
+    return shown
+
+
+def test_many_groups_start_folded() -> None:
+    """ResNet-18's 21 groups are open; a large model's hundred start folded, so that the tree stays near the top."""
+    data = json.loads(_llama_report().to_json())
+    for count, opened in ((21, True), (143, False)):
+        groups = [[f"model.layers.{i}.self_attn.q_proj"] for i in range(count)]
+        page = render_page({**data, "kind": "distill", "groups": groups}, {"distill_group": groups})
+        box = re.search(r'<section id="qs-groups"><details class="groups-box"( open)?>', page)
+        assert box is not None and (box.group(1) is not None) is opened
+        assert f"distill_group: {count} groups" in _facts(page)["config settings"]
+
+
+@needs_browser
+def test_folded_groups_open_from_the_facts_and_leave_the_tree_in_view(chromium: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    report = _llama_report()
+    groups = [
+        [f"model.layers.{i}.self_attn.q_proj", f"model.layers.{i}.self_attn.k_proj"] for i in range(143)
+    ]
+    data = {**report.to_dict(), "kind": "distill", "groups": groups}
+    _open(chromium, render_page(data, {"version": 1, "distill_group": groups}), tmp_path)
+    where = (
+        "return [document.querySelector('#qs-groups > details').open, window.innerHeight,"
+        " document.getElementById('qs-root').getBoundingClientRect().top];"
+    )
+    opened, height, tree_top = chromium.execute_script(where)
+    assert not opened and tree_top < height  # the tree starts in the first screen
+    assert chromium.execute_script("return document.querySelectorAll('#qs-groups .chain-node').length") == 286
+    chromium.find_element(By.CSS_SELECTOR, 'a[href="#qs-groups"]').click()
+    opened, height, tree_top = chromium.execute_script(where)
+    assert opened and tree_top > height
+    chromium.find_element(
+        By.CSS_SELECTOR, 'button.chain-node[data-layer="model.layers.99.self_attn.k_proj"]'
+    ).click()
+    assert "model.layers.99.self_attn.k_proj" in _visible(chromium)
