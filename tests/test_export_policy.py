@@ -234,6 +234,9 @@ def test_without_dynamo_the_plan_is_torchscript_alone_and_says_why() -> None:
     plan = exporter_plan(LINEAR.model(), LINEAR.inputs(), support=NO_ONNXSCRIPT)
     assert plan.order == ("torchscript",)
     assert "needs onnxscript, which is not installed (pip install 'quantscope[dynamo]')" in plan.reason
+    no_optimize = TorchExporters("2.5.0", True, True, takes_optimize_argument=False)
+    plan = exporter_plan(LINEAR.model(), LINEAR.inputs(), support=no_optimize)
+    assert plan.order == ("torchscript",) and "takes no optimize= argument" in plan.reason
 
 
 def test_without_dynamo_large_inputs_and_weights_go_to_torchscript(monkeypatch: pytest.MonkeyPatch) -> None:
