@@ -2,8 +2,8 @@
 with no mapping file, compared byte for byte with the library call on the model.
 
 File kinds:
-- `dynamo-default`: `torch.onnx.export(model, args, path)` with torch's defaults (dynamo, optimize=True: BatchNorm
-  fused into Conv, zero biases dropped, equal small initializers merged);
+- `dynamo-default`: `torch.onnx.export(model, args, path, dynamo=True)`, torch's default from 2.9 on, with the
+  other defaults (optimize=True: BatchNorm fused into Conv, zero biases dropped, equal small initializers merged);
 - `torchscript-default`: `torch.onnx.export(model, args, path, dynamo=False)` (constant folding: BatchNorm folded,
   weights renamed `onnx::Conv_N`, equal initializers merged; no metadata);
 - `quantscope`: `graph.export_onnx(model, args, path)` analysed without its mapping (dynamo metadata).
@@ -256,7 +256,7 @@ class Files:
                 # the exporters print progress and warn about the traced models' Python arithmetic
                 warnings.simplefilter("ignore")
                 if kind == "dynamo-default":
-                    torch.onnx.export(model, args, str(path), verbose=False)
+                    torch.onnx.export(model, args, str(path), verbose=False, dynamo=True)
                 elif kind == "torchscript-default":
                     torch.onnx.export(model, args, str(path), **TORCHSCRIPT)
                 elif kind == "torchscript-no-params":
