@@ -29,6 +29,7 @@ from graph.export import (
     exporter_plan,
 )
 from tests.cases import CASES
+from tests.torch_support import skip_before_torch
 
 # the policy as it is where the dynamo exporter exists (the pinned torch), whatever torch runs the suite
 DYNAMO = TorchExporters("2.13.0", takes_dynamo_argument=True, has_onnxscript=True)
@@ -181,6 +182,10 @@ else:
 @pytest.mark.needs_dynamo
 def test_a_failing_export_prints_nothing_to_the_terminal() -> None:
     """torch.export prints a partial graph and logs an error when dynamo fails; none of it reaches the user."""
+    skip_before_torch(
+        "2.9",
+        "torch 2.7's dynamo exporter exports this data-dependent model (its fallback capture strategies)",
+    )
     import subprocess
     import sys
 
