@@ -306,6 +306,7 @@ def test_default_export_gives_the_library_bytes(name: str, kind: str, files: Fil
     if MODELS[name][2] is not None and not HAS_SIMPLE_CONFIG:
         pytest.skip("analyzer.simple_config is not available yet")
     if (name, kind) in DIFFERENT_BEFORE_TORCH_2_9:
+        skip_without_dynamo()
         skip_before_torch(
             "2.9", "torch 2.7.1's optimized dynamo file of this model gives another layer order"
         )
