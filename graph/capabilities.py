@@ -27,6 +27,9 @@ class TorchExporters:
     torch_version: str
     takes_dynamo_argument: bool  # torch.onnx.export(dynamo=...) exists (torch >= 2.5)
     has_onnxscript: bool  # the dynamo exporter's dependency is importable
+    takes_optimize_argument: bool = (
+        True  # torch.onnx.export(optimize=...): the analysis turns the optimizer off
+    )
 
     @property
     def dynamo_missing(self) -> str | None:
@@ -35,6 +38,11 @@ class TorchExporters:
             return (
                 f"torch {self.torch_version} has no dynamo exporter "
                 f"(it needs torch >= {DYNAMO_MIN_TORCH} with onnxscript)"
+            )
+        if not self.takes_optimize_argument:
+            return (
+                f"the dynamo exporter of torch {self.torch_version} takes no optimize= argument "
+                "(the analysis needs its optimizer off, which fuses BatchNorm into Conv)"
             )
         if not self.has_onnxscript:
             return (
@@ -54,8 +62,10 @@ def torch_exporters() -> TorchExporters:
     """The exporters of the torch this process imported (read once)."""
     import torch
 
+    arguments = inspect.signature(torch.onnx.export).parameters
     return TorchExporters(
         torch_version=str(torch.__version__).split("+", 1)[0],
-        takes_dynamo_argument="dynamo" in inspect.signature(torch.onnx.export).parameters,
+        takes_dynamo_argument="dynamo" in arguments,
         has_onnxscript=importlib.util.find_spec("onnxscript") is not None,
+        takes_optimize_argument="optimize" in arguments,
     )

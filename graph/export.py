@@ -271,7 +271,11 @@ def torchlib_registry() -> Any | None:
         from torch.onnx._internal.exporter import _core, _registration
     except ImportError:
         return None
-    if "registry" not in inspect.signature(_core.export).parameters:
+    # the core's own opset and optimizer arguments (torch 2.9 on; before, torch.onnx.export applies them after
+    # the core returns, so the registry cannot be passed without skipping them)
+    if not {"registry", "optimize", "opset_version"} <= set(inspect.signature(_core.export).parameters):
+        return None
+    if "opset_version" not in inspect.signature(_registration.ONNXRegistry.from_torchlib).parameters:
         return None
     return _registration.ONNXRegistry.from_torchlib(opset_version=OPSET)
 

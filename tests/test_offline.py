@@ -30,7 +30,7 @@ from graph.export import OnnxExport, default_mapping_path, export_onnx
 from graph.load import hook_sources
 from graph.mapping import MAPPING_SCHEMA
 from tests.cases import ALL_CASES, CASES_BY_NAME, COMPUTED_WEIGHT_CASES, Case
-from tests.torch_support import skip_without_dynamo
+from tests.torch_support import skip_before_torch, skip_without_dynamo
 
 try:
     import analyzer.simple_config  # noqa: F401
@@ -817,6 +817,9 @@ def test_optimized_dynamo_file_is_read_with_the_fused_conv_inferred(tmp_path: Pa
 
 @pytest.mark.needs_dynamo
 def test_fused_conv_without_a_parameter_name_is_reported_not_guessed(tmp_path: Path) -> None:
+    skip_before_torch(
+        "2.9", "from torch 2.7's optimized file the renamed fused Conv is left out without a note"
+    )
     path = tmp_path / "optimized.onnx"
     torch.onnx.export(ConvBN().eval(), (torch.randn(1, 3, 8, 8),), str(path), dynamo=True, verbose=False)
     proto = onnx.load(str(path), load_external_data=False)

@@ -17,6 +17,13 @@ def dynamo_skip_reason() -> str | None:
     return None if missing is None else f"needs the dynamo exporter: {missing}"
 
 
+def skip_before_torch(version: str, why: str) -> None:
+    """Skip the calling test on a torch older than `version` (a test of what newer torch writes), saying why."""
+    installed = torch_exporters().torch_version
+    if tuple(int(p) for p in installed.split(".")[:2]) < tuple(int(p) for p in version.split(".")[:2]):
+        pytest.skip(f"needs torch >= {version} (installed {installed}): {why}")
+
+
 def skip_without_dynamo() -> None:
     """Skip the calling test (or fixture) where this torch has no dynamo exporter."""
     reason = dynamo_skip_reason()
