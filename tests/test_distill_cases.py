@@ -17,6 +17,7 @@ import torch
 from analyzer import InputFileError, create_distill_config_from_onnx, create_quant_retrain_config
 from graph.export import OnnxExport, export_onnx
 from tests.cases import DISTILL_CASES_BY_NAME, Case
+from tests.torch_support import skip_without_dynamo
 
 
 def _write(case: Case, folder: Path, folding: bool) -> OnnxExport:
@@ -55,6 +56,7 @@ def test_file_with_batchnorm_folded_is_refused(name: str, tmp_path: Path) -> Non
 def test_a_dynamo_file_made_with_the_optimizer_is_refused(tmp_path: Path) -> None:
     """`torch.onnx.export(dynamo=True)` optimizes by default: the Conv absorbs the BatchNorm and is read as the
     conv's again (from its weight's name), so nothing but the silent BatchNorm module shows the fold."""
+    skip_without_dynamo()
     case = DISTILL_CASES_BY_NAME["d_basic"]
     path = tmp_path / "optimized.onnx"
     with warnings.catch_warnings():

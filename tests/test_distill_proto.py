@@ -3,7 +3,7 @@ written for AMCT reads the same here (tests/test_proto_drift.py checks the commi
 
 from __future__ import annotations
 
-from google.protobuf import descriptor
+from google.protobuf import descriptor, descriptor_pb2
 
 from schemas.messages import proto_module
 
@@ -55,10 +55,17 @@ def test_package_messages_fields_and_numbers() -> None:
     file = distill_config.DESCRIPTOR
     assert file.package == "AMCTPytorchDistillProto"
     found = []
+    labels = {
+        descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED: REPEATED,
+        descriptor_pb2.FieldDescriptorProto.LABEL_REQUIRED: REQUIRED,
+    }
     for name, message in file.message_types_by_name.items():
+        written = descriptor_pb2.DescriptorProto()
+        message.CopyToProto(written)  # the label as the .proto wrote it, on every protobuf of the range
+        label_of = {field.name: labels.get(field.label, OPTIONAL) for field in written.field}
         for field in message.fields:
             kind = SCALARS.get(field.type) or (field.message_type or field.enum_type).name
-            label = REPEATED if field.is_repeated else (REQUIRED if field.is_required else OPTIONAL)
+            label = label_of[field.name]
             found.append((name, field.name, field.number, label, kind))
     assert sorted(found) == sorted(FIELDS)
     assert {v.name: v.number for v in file.enum_types_by_name["DataType"].values} == {"INT4": 0, "INT8": 1}

@@ -20,6 +20,7 @@ import torch
 from analyzer import create_quant_retrain_config
 from graph.exporting import EXPORT_LOCK, NOISY_LOGGERS, ThreadMutedStream, exclusive_export
 from tests.cases import CASES
+from tests.torch_support import skip_without_dynamo
 
 # distinct models with distinct configs, on both exporters' paths (an input above the line goes to dynamo)
 NAMES = ("linear_variants", "reused_conv", "cfg_simple_default", "shared_weight_linear", "unused_linear")
@@ -202,6 +203,7 @@ print("choice:", report.producer.export_choice, file=sys.stderr)
 def test_a_failed_exporter_prints_nothing_and_other_threads_keep_their_output(tmp_path: Path) -> None:
     import subprocess
 
+    skip_without_dynamo()  # the case: TorchScript fails, then dynamo succeeds
     script = tmp_path / "noise.py"
     script.write_text(FD_NOISE_SCRIPT, encoding="utf-8")
     root = Path(__file__).resolve().parent.parent
