@@ -426,23 +426,8 @@ class Conv3dNet(nn.Module):
 # --- create_quant_config (SPEC 10, reference/ptq/CASES.md) ---------------------------------------------------
 
 
-class PtqBasic(nn.Module):
-    """conv-bn-relu, conv-relu, avgpool, fc; fc registered first (order test)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(8 * 4 * 4, 10)
-        self.conv = nn.Conv2d(4, 8, 3, padding=1)
-        self.bn = nn.BatchNorm2d(8)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.AvgPool2d(2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn(self.conv(x)))
-        x = self.pool(self.relu2(self.conv2(x)))
-        return self.fc(x.flatten(1))
+# the calibration cases' conv-bn-relu model is the distill cases' (both CASES.md describe it alike)
+PtqBasic = distill.Basic
 
 
 class PtqAllTypes(nn.Module):

@@ -23,6 +23,7 @@ from analyzer.kinds.ptq_emit import render
 from analyzer.kinds.ptq_resolve import (
     FALLBACK_CODES,
     FUSION_TYPES,
+    GLOBAL_KEYS,
     PTQ_TYPE_TABLE,
     PTQ_TYPES,
     LayerParams,
@@ -202,16 +203,7 @@ def generate(analysis: Analysis, simple: Any, opts: Mapping[str, Any]) -> Genera
 
 # ------------------------------------------------------------------------------ a hand-edited config (CLI)
 
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "version",
-        "batch_num",
-        "activation_offset",
-        "do_fusion",
-        "fakequant_precision_mode",
-        "skip_fusion_layers",
-    }
-)
+TOP_LEVEL_KEYS = frozenset(GLOBAL_KEYS)
 
 
 def _model_problems(obj: Any, report: Report, model: str) -> Iterator[Any]:
