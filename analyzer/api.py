@@ -29,7 +29,7 @@ from analyzer.errors import (
     UnsupportedModelError,
 )
 from analyzer.kinds import DEFAULT_KIND, Analysis, Kind, kind_of
-from analyzer.kinds.base import names_shown
+from analyzer.kinds.base import check_amct_modules, names_shown
 from analyzer.layers import index_graph
 from analyzer.layertypes import DOCUMENTED
 from analyzer.report import CONFIG_NOTE_CODE, QUANTIZE, Report, build_report, excluding_findings
@@ -332,7 +332,7 @@ def create_quant_config(
     _check_path(config_file, "config_file")
     if not isinstance(model, torch.nn.Module):
         raise ArgumentTypeError(f"model must be torch.nn.Module, got {type(model).__name__}")
-    ptq.check_amct_modules((name, type(module).__name__) for name, module in model.named_modules())
+    check_amct_modules((name, type(module).__name__) for name, module in model.named_modules())
     if not isinstance(input_data, (tuple, torch.Tensor)):
         raise UnsupportedModelError("input data type must be tuple or torch.Tensor!")
     ptq.check_arguments(skip_layers, batch_num, activation_offset, config_defination)
@@ -422,10 +422,9 @@ def create_distill_config(
     _check_path(config_file, "config_file")
     _check_path(config_defination, "config_defination", optional=True)
 
-    from analyzer.kinds import ptq
     from graph.export import unwrap
 
-    ptq.check_amct_modules((name, type(module).__name__) for name, module in unwrap(model).named_modules())
+    check_amct_modules((name, type(module).__name__) for name, module in unwrap(model).named_modules())
     return run_call(kind_of("distill"), config_file, model, input_data, config_defination)
 
 

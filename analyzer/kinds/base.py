@@ -17,11 +17,12 @@ CLI are the same for all of them; a kind is a `Kind` row naming its own parts:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analyzer.checks import REGISTRY, Check, Finding
+from analyzer.errors import UnsupportedModelError
 from analyzer.layers import GraphIndex, Layer
 
 if TYPE_CHECKING:
@@ -147,3 +148,43 @@ class Kind:
 def names_shown(names: Sequence[str], most: int = 5) -> str:
     """The first `most` names of a log line or message, then "and N more"."""
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+# AMCT's own quantization modules: a model holding one cannot be configured again (SPEC 10.1 item 1; the distill call too, 11.1)
+AMCT_OP_CLASSES = frozenset(
+    {
+        "IFMR",
+        "HFMG",
+        "Recorder",
+        "AscendQuant",
+        "AscendDeQuant",
+        "RetrainQuant",
+        "RNNRetrainQuant",
+        "MarkedQuantizableModule",
+        "QuantIdentity",
+        "SelectiveMaskGen",
+        "DMQBalancer",
+        "Conv2dQAT",
+        "LinearQAT",
+        "LSTMQAT",
+        "GRUQAT",
+        "OFMRQuant",
+        "ConvTranspose1dQAT",
+    }
+)
+
+
+def check_amct_modules(modules: Iterable[tuple[str, str]]) -> None:
+    """SPEC 10.1 item 1: a model that already holds AMCT's quantization modules is refused.
+
+    Args:
+        modules: (name, class name) of every module, in named_modules() order.
+
+    Raises:
+        UnsupportedModelError: (a RuntimeError) AMCT's message, naming each such module and its class.
+    """
+    found = {name: class_name for name, class_name in modules if class_name in AMCT_OP_CLASSES}
+    if found:
+        raise UnsupportedModelError(
+            f"The model cannot be quantized for following quant layers are in the model {found!r}"
+        )

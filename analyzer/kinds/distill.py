@@ -14,7 +14,15 @@ from analyzer import emit
 from analyzer.checks import Finding, Severity
 from analyzer.errors import ConfigError, InputFileError, NoQuantizableLayerError
 from analyzer.groups import find_groups, folded_batchnorm, unknown_classes
-from analyzer.kinds.base import Analysis, Generated, Kind, LayerOutcome, PathArg, names_shown
+from analyzer.kinds.base import (
+    Analysis,
+    Generated,
+    Kind,
+    LayerOutcome,
+    PathArg,
+    check_amct_modules,
+    names_shown,
+)
 from analyzer.kinds.distill_config import (
     DISTILL_TYPES,
     TOP_LEVEL,
@@ -74,8 +82,6 @@ def generate(analysis: Analysis, simple: DistillSimple | None, options: Mapping[
         InputFileError: the graph cannot show the groups (BatchNorm folded, module classes not in the file).
     """
     del options
-    from analyzer.kinds.ptq import check_amct_modules
-
     check_amct_modules(analysis.module_classes.items())  # a file read offline: the mapping lists them
     index = analysis.index
     candidates = distill_candidates(index, analysis.excluded)

@@ -16,8 +16,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from analyzer.checks import Finding, Severity
-from analyzer.errors import ArgumentTypeError, UnsupportedModelError
-from analyzer.kinds.base import Analysis, Generated, Kind, LayerOutcome, PathArg, names_shown
+from analyzer.errors import ArgumentTypeError
+from analyzer.kinds.base import (
+    Analysis,
+    Generated,
+    Kind,
+    LayerOutcome,
+    PathArg,
+    check_amct_modules,
+    names_shown,
+)
 from analyzer.kinds.ptq_config import ADA, load_ptq_config
 from analyzer.kinds.ptq_emit import render
 from analyzer.kinds.ptq_resolve import (
@@ -39,49 +47,10 @@ from schemas import PTQ_CONFIG_SCHEMA
 
 CALL = "create_quant_config"
 
-# AMCT's own quantization modules: a model holding one cannot be configured again (SPEC 10.1 item 1)
-AMCT_OP_CLASSES = frozenset(
-    {
-        "IFMR",
-        "HFMG",
-        "Recorder",
-        "AscendQuant",
-        "AscendDeQuant",
-        "RetrainQuant",
-        "RNNRetrainQuant",
-        "MarkedQuantizableModule",
-        "QuantIdentity",
-        "SelectiveMaskGen",
-        "DMQBalancer",
-        "Conv2dQAT",
-        "LinearQAT",
-        "LSTMQAT",
-        "GRUQAT",
-        "OFMRQuant",
-        "ConvTranspose1dQAT",
-    }
-)
-
 
 def select_types(_layer_types: Any) -> tuple[str, ...]:
     """The calibration config's candidate types: fixed (SPEC 10.2)."""
     return PTQ_TYPES
-
-
-def check_amct_modules(modules: Iterable[tuple[str, str]]) -> None:
-    """SPEC 10.1 item 1: a model that already holds AMCT's quantization modules is refused.
-
-    Args:
-        modules: (name, class name) of every module, in named_modules() order.
-
-    Raises:
-        UnsupportedModelError: (a RuntimeError) AMCT's message, naming each such module and its class.
-    """
-    found = {name: class_name for name, class_name in modules if class_name in AMCT_OP_CLASSES}
-    if found:
-        raise UnsupportedModelError(
-            f"The model cannot be quantized for following quant layers are in the model {found!r}"
-        )
 
 
 def check_arguments(skip_layers: Any, batch_num: Any, activation_offset: Any, config_defination: Any) -> None:
