@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SECTION_NAMES = ("first", "library", "offline", "huge", "memory", "ptq", "html")
+SECTION_NAMES = ("first", "library", "offline", "huge", "memory", "kinds", "html")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from benchmarks import first_call, html_page, huge, library, memory, offline, ptq, report
+    from benchmarks import first_call, html_page, huge, kinds, library, memory, offline, report
     from benchmarks.measure import load_average
 
     warnings.filterwarnings(
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "offline": lambda: offline.run(repeats, args.quick),
         "huge": lambda: huge.run(args.quick),
         "memory": lambda: memory.run(args.quick),
-        "ptq": lambda: ptq.run(repeats, args.quick),
+        "kinds": lambda: kinds.run(repeats, args.quick),
         "html": lambda: html_page.run(args.quick),
     }
     start = time.perf_counter()
