@@ -195,11 +195,12 @@ def _ptq_contract(text: str) -> None:
 
 
 @st.composite
-def mutated_ptq_cfg(draw: st.DrawFn) -> str:
-    text = draw(st.sampled_from(PTQ_CFG_SAMPLES)).read_text(encoding="utf-8")
+def mutated_cfg_text(draw: st.DrawFn, samples: list[Path], tokens: list[str]) -> str:
+    """One of `samples` with a few of `tokens` (or random text) inserted, or a few characters deleted."""
+    text = draw(st.sampled_from(samples)).read_text(encoding="utf-8")
     for _ in range(draw(st.integers(1, 5))):
         where = draw(st.integers(0, len(text)))
-        token = draw(st.one_of(st.sampled_from(PTQ_TOKENS), st.text(max_size=4)))
+        token = draw(st.one_of(st.sampled_from(tokens), st.text(max_size=4)))
         if draw(st.booleans()):
             text = text[:where] + token + text[where:]
         else:
@@ -208,7 +209,7 @@ def mutated_ptq_cfg(draw: st.DrawFn) -> str:
 
 
 @FUZZ
-@given(st.one_of(st.text(max_size=300), mutated_ptq_cfg()))
+@given(st.one_of(st.text(max_size=300), mutated_cfg_text(PTQ_CFG_SAMPLES, PTQ_TOKENS)))
 def test_calibration_simple_config_on_random_and_mutated_text(text: str) -> None:
     _ptq_contract(text)
 
@@ -236,21 +237,8 @@ def _distill_contract(text: str) -> None:
             _contract(check_enabled, resolved)
 
 
-@st.composite
-def mutated_distill_cfg(draw: st.DrawFn) -> str:
-    text = draw(st.sampled_from(DISTILL_CFG_SAMPLES)).read_text(encoding="utf-8")
-    for _ in range(draw(st.integers(1, 5))):
-        where = draw(st.integers(0, len(text)))
-        token = draw(st.one_of(st.sampled_from(DISTILL_TOKENS), st.text(max_size=4)))
-        if draw(st.booleans()):
-            text = text[:where] + token + text[where:]
-        else:
-            text = text[:where] + text[where + draw(st.integers(1, 12)) :]
-    return text
-
-
 @FUZZ
-@given(st.one_of(st.text(max_size=300), mutated_distill_cfg()))
+@given(st.one_of(st.text(max_size=300), mutated_cfg_text(DISTILL_CFG_SAMPLES, DISTILL_TOKENS)))
 def test_distill_simple_config_on_random_and_mutated_text(text: str) -> None:
     _distill_contract(text)
 
