@@ -142,61 +142,46 @@ def test_an_unknown_keyword_means_cannot_tell(schema: dict[str, Any]) -> None:
     assert not conforms({"a": 1} if schema.get("type") == "object" else "x", schema)
 
 
-# --- the calibration config's schema (create_quant_config): arrays and oneOf branches told apart by a const ---
+# --- the other kinds' schemas: the calibration config (create_quant_config: arrays, oneOf branches told apart by
+# a const) and the distillation config (create_distill_config: the distill_group lists, clip bounds in pairs) ---
 
-PTQ_SCHEMA = schemas.load_schema(schemas.PTQ_CONFIG_SCHEMA)
-PTQ_VALIDATOR = schemas.validator(schemas.PTQ_CONFIG_SCHEMA)
-PTQ_GOLDEN = sorted((Path(__file__).parent / "golden" / "ptq").glob("*.json"))
+GOLDEN = Path(__file__).parent / "golden"
+# kind: (its schema, values worth putting anywhere in one of its configs)
+KIND_SCHEMAS: dict[str, tuple[str, list[Any]]] = {
+    "ptq": (schemas.PTQ_CONFIG_SCHEMA, ["ifmr", "hfmg", "arq_quantize", "ada_quantize", 4096, 0.5, [1]]),
+    "distill": (
+        "distill_config.schema.json",
+        ["ulq_distill", "INT4", "INT16", [], [[]], [["conv"], []], [1], 0],
+    ),
+}
+KIND_GOLDEN = [
+    pytest.param(kind, path, id=f"{kind}-{path.stem}")
+    for kind in KIND_SCHEMAS
+    for path in sorted((GOLDEN / kind).glob("*.json"))
+]
 
 
-@pytest.mark.parametrize("path", PTQ_GOLDEN, ids=[p.stem for p in PTQ_GOLDEN])
-def test_every_golden_ptq_config_takes_the_fast_path(path: Path) -> None:
+@pytest.mark.parametrize(("kind", "path"), KIND_GOLDEN)
+def test_every_golden_config_of_another_kind_takes_the_fast_path(kind: str, path: Path) -> None:
+    name = KIND_SCHEMAS[kind][0]
     config = json.loads(path.read_text(encoding="utf-8"))
-    assert not any(True for _ in PTQ_VALIDATOR.iter_errors(config))
-    assert conforms(config, PTQ_SCHEMA)
+    assert not any(True for _ in schemas.validator(name).iter_errors(config))
+    assert conforms(config, schemas.load_schema(name))
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.sampled_from(PTQ_GOLDEN), st.data())
-def test_quick_check_never_says_yes_to_an_invalid_ptq_config(path: Path, data: st.DataObject) -> None:
+@pytest.mark.parametrize("kind", list(KIND_SCHEMAS))
+@given(data=st.data())
+def test_quick_check_never_says_yes_to_an_invalid_config_of_another_kind(
+    kind: str, data: st.DataObject
+) -> None:
+    name, values = KIND_SCHEMAS[kind]
+    path = data.draw(st.sampled_from(sorted((GOLDEN / kind).glob("*.json"))))
     config = json.loads(path.read_text(encoding="utf-8"))
     where = data.draw(st.sampled_from(_paths(config)))
     action = data.draw(st.sampled_from(["set", "drop", "add"]))
-    value = data.draw(
-        st.one_of(_odd, st.sampled_from(["ifmr", "hfmg", "arq_quantize", "ada_quantize", 4096, 0.5, [1]]))
-    )
-    mutated = _mutate(config, where, action, value)
-    if conforms(mutated, PTQ_SCHEMA):
-        assert not any(True for _ in PTQ_VALIDATOR.iter_errors(mutated)), (
-            f"accepted an invalid config: {mutated!r}"
-        )
-
-
-# --- the distillation config's schema (create_distill_config): the distill_group lists, clip bounds in pairs ---
-
-DISTILL_SCHEMA = schemas.load_schema("distill_config.schema.json")
-DISTILL_VALIDATOR = schemas.validator("distill_config.schema.json")
-DISTILL_GOLDEN = sorted((Path(__file__).parent / "golden" / "distill").glob("*.json"))
-
-
-@pytest.mark.parametrize("path", DISTILL_GOLDEN, ids=[p.stem for p in DISTILL_GOLDEN])
-def test_every_golden_distill_config_takes_the_fast_path(path: Path) -> None:
-    config = json.loads(path.read_text(encoding="utf-8"))
-    assert not any(True for _ in DISTILL_VALIDATOR.iter_errors(config))
-    assert conforms(config, DISTILL_SCHEMA)
-
-
-@settings(max_examples=600, deadline=None)
-@given(st.sampled_from(DISTILL_GOLDEN), st.data())
-def test_quick_check_never_says_yes_to_an_invalid_distill_config(path: Path, data: st.DataObject) -> None:
-    config = json.loads(path.read_text(encoding="utf-8"))
-    where = data.draw(st.sampled_from(_paths(config)))
-    action = data.draw(st.sampled_from(["set", "drop", "add"]))
-    value = data.draw(
-        st.one_of(_odd, st.sampled_from(["ulq_distill", "INT4", "INT16", [], [[]], [["conv"], []], [1], 0]))
-    )
-    mutated = _mutate(config, where, action, value)
-    if conforms(mutated, DISTILL_SCHEMA):
-        assert not any(True for _ in DISTILL_VALIDATOR.iter_errors(mutated)), (
+    mutated = _mutate(config, where, action, data.draw(st.one_of(_odd, st.sampled_from(values))))
+    if conforms(mutated, schemas.load_schema(name)):
+        assert not any(True for _ in schemas.validator(name).iter_errors(mutated)), (
             f"accepted an invalid config: {mutated!r}"
         )
